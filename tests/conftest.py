@@ -53,9 +53,7 @@ def _finish(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def make_loop(
-    kind: str, errors: list[dict[str, Any]]
-) -> asyncio.AbstractEventLoop:
+def make_loop(kind: str, errors: list[dict[str, Any]]) -> asyncio.AbstractEventLoop:
     loop = LOOP_FACTORIES[kind]()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     return loop

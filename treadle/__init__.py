@@ -49,6 +49,7 @@ from asyncio import (
     SubprocessProtocol as SubprocessProtocol,
     SubprocessTransport as SubprocessTransport,
     Task as Task,
+    TaskGroup as TaskGroup,
     TimeoutError as TimeoutError,
     TimerHandle as TimerHandle,
     Transport as Transport,
@@ -109,7 +110,10 @@ _OWN = [
     "wait",
 ]
 
-__all__ = sorted(set(_OWN) | {n for n in _asyncio.__all__ if not n.startswith("_")})
+# Python 3.11 leaves TaskGroup out of asyncio.__all__; it is public all the same.
+__all__ = sorted(
+    set(_OWN) | {"TaskGroup"} | {n for n in _asyncio.__all__ if not n.startswith("_")}
+)
 
 
 def __getattr__(name: str) -> _Any:

@@ -90,7 +90,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     def __init__(self, *, poller: str | None = None) -> None:
         """Make a loop. `poller` picks the readiness API by name ('epoll',
         'kqueue', 'poll' or 'select'); by default the best this platform has."""
-        self._closed = False
+        # Closed until every resource below is acquired: __del__ and close()
+        # then have nothing to release if construction fails half-way.
+        self._closed = True
         self._stopping = False
         self._debug = _env_debug()
         self._thread_id: int | None = None
@@ -110,14 +112,19 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._signal_handlers: dict[int, Handle] = {}
         # fd -> [reader, writer]; the poller holds the same interest.
         self._fds: dict[int, list[Handle | None]] = {}
-        self._poller: Poller = make_poller(poller)
         # True while the loop is (about to be) blocked in the poller: only then must
         # another thread wake it through the socket pair.
         self._polling = False
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._poller: Poller = make_poller(poller)
+        try:
+            self._wake_r, self._wake_w = socket.socketpair()
+        except BaseException:
+            self._poller.close()
+            raise
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._add_reader(self._wake_r.fileno(), self._read_wakeups, ())
+        self._closed = False
 
     def __repr__(self) -> str:
         return (

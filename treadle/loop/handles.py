@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import reprlib
 import sys
 import traceback
@@ -29,10 +30,15 @@ __all__ = ["Handle", "TimerHandle", "extract_stack", "format_callback"]
 #: How many frames a handle made in debug mode remembers of where it was made.
 DEBUG_STACK_DEPTH = 10
 
+_LOOP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-def extract_stack(skip: int = 1) -> traceback.StackSummary:
-    """Return the caller's stack (without locals), for debug-mode source tracebacks."""
-    frame = sys._getframe(skip + 1)
+
+def extract_stack() -> traceback.StackSummary:
+    """Return the stack (without locals) up to the first frame outside the loop
+    package: where user code asked for the handle, for debug-mode reprs."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LOOP_DIR):
+        frame = frame.f_back
     stack = traceback.StackSummary.extract(
         traceback.walk_stack(frame), limit=DEBUG_STACK_DEPTH, lookup_lines=False
     )
