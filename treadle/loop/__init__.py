@@ -14,10 +14,11 @@ from .handles import Handle, TimerHandle
 from .poller import available_pollers
 from .signals import SignalsMixin
 from .sockets import SocketsMixin
+from .subprocess import SubprocessMixin
 
 __all__ = ["BaseEventLoop", "EventLoop", "Handle", "TimerHandle", "available_pollers"]
 
 
-class EventLoop(SocketsMixin, SignalsMixin):
+class EventLoop(SocketsMixin, SignalsMixin, SubprocessMixin):
     """Treadle's event loop. Use it wherever asyncio takes a loop:
     `asyncio.Runner(loop_factory=treadle.EventLoop)`, `treadle.run(main())`."""

@@ -112,6 +112,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._signal_handlers: dict[int, Handle] = {}
         # fd -> [reader, writer]; the poller holds the same interest.
         self._fds: dict[int, list[Handle | None]] = {}
+        # fd -> the transport that owns it: add_reader and sock_* refuse those fds.
+        self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
+            weakref.WeakValueDictionary()
+        )
         # True while the loop is (about to be) blocked in the poller: only then must
         # another thread wake it through the socket pair.
         self._polling = False
@@ -648,7 +652,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         return fd
 
     def _ensure_fd_no_transport(self, fd: int) -> None:
-        """Hook for the transports mixin: refuse fds a transport owns."""
+        """Refuse direct use of an fd that an open transport owns: a second
+        reader would silently steal the transport's data."""
+        transport = self._transports.get(fd)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
     def _set_fd_handler(self, fd: int, slot: int, handle: Handle | None) -> Handle | None:
         """Install (or with None, remove) the reader (slot 0) or writer (slot 1)
