@@ -10,15 +10,18 @@ modules; until then those methods raise `NotImplementedError`, as
 from __future__ import annotations
 
 from .core import BaseEventLoop
+from .datagram import DatagramMixin
 from .handles import Handle, TimerHandle
 from .poller import available_pollers
+from .servers import Server
 from .signals import SignalsMixin
 from .sockets import SocketsMixin
+from .streams import StreamsMixin
 from .subprocess import SubprocessMixin
 
-__all__ = ["BaseEventLoop", "EventLoop", "Handle", "TimerHandle", "available_pollers"]
+__all__ = ["BaseEventLoop", "EventLoop", "Handle", "Server", "TimerHandle", "available_pollers"]
 
 
-class EventLoop(SocketsMixin, SignalsMixin, SubprocessMixin):
+class EventLoop(StreamsMixin, DatagramMixin, SocketsMixin, SignalsMixin, SubprocessMixin):
     """Treadle's event loop. Use it wherever asyncio takes a loop:
     `asyncio.Runner(loop_factory=treadle.EventLoop)`, `treadle.run(main())`."""

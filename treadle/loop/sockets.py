@@ -23,9 +23,23 @@ from typing import Any
 
 from .core import BaseEventLoop
 
-__all__ = ["SocketsMixin"]
+__all__ = ["AddrInfo", "SocketsMixin", "set_reuseport"]
+
+AddrInfo = tuple[int, int, int, str, Any]
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+def set_reuseport(sock: socket.socket) -> None:
+    """Set SO_REUSEPORT, or say clearly that this platform cannot."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        raise ValueError(
+            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
+        ) from None
 
 
 def _check_socket(sock: socket.socket) -> None:
@@ -38,6 +52,28 @@ def _check_socket(sock: socket.socket) -> None:
 
 class SocketsMixin(BaseEventLoop):
     """`sock_recv`, `sock_sendall`, `sock_connect`, `sock_accept` and friends."""
+
+    async def _resolve(
+        self,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = socket.SOCK_STREAM,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[AddrInfo]:
+        if host is None or isinstance(host, (str, bytes)):
+            try:
+                # Numeric hosts resolve without DNS: no thread needed.
+                return socket.getaddrinfo(  # type: ignore[return-value]
+                    host, port, family, type, proto, flags | socket.AI_NUMERICHOST
+                )
+            except (socket.gaierror, UnicodeError):
+                pass
+        return await self.getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
 
     async def _sock_wait(
         self, sock: socket.socket, writing: bool, op: Callable[..., Any], *args: Any
@@ -172,7 +208,7 @@ class SocketsMixin(BaseEventLoop):
             return address
         except (OSError, ValueError, TypeError):
             pass
-        infos = await self.getaddrinfo(
+        infos = await self._resolve(
             host, port, family=sock.family, type=sock.type, proto=sock.proto
         )
         if not infos:
