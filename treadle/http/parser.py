@@ -1,0 +1,860 @@
+"""A sans-IO HTTP/1.1 request parser: bytes in, events out.
+
+The parser knows no sockets, no loop and no clock (a test keeps it that way): the
+server protocol calls `feed(data)` with whatever a read returned and then pulls
+events with `next_event()` until it returns None ("need more bytes"):
+
+- a `Request`: the head of a request (method, target, version, headers and what
+  they imply: keep-alive, `Expect: 100-continue`, upgrade, body framing);
+- `bytes`: a piece of the body, as soon as it is available;
+- an `EndOfMessage`: the body is complete (carries a chunked body's trailers).
+
+Pulling one event at a time (h11's design) is what lets the server apply
+back-pressure: it can stop pulling when the application is behind, and the bytes
+stay here, bounded by one read, instead of turning into a queue of parsed
+requests.
+
+Why strict: request smuggling lives in the gaps between two parsers that frame
+the same bytes differently. So every rule below rejects what RFC 9110/9112 does
+not allow, including what the RFC lets a recipient tolerate, whenever another
+parser on the path could read it otherwise. Each rule is a named check in one
+obvious place: `_parse_request_line`, `_parse_fields` and `_frame` for the head,
+`_CHUNK_LINE` and `_read_chunk_end` for chunked bodies. An error is an
+`HTTPError` carrying the status to answer (400, 413, 414, 431, 501, 505); after
+one the parser is dead and the connection must close.
+
+Decisions worth knowing (the package docstring lists every rule where Treadle is
+stricter than llhttp, h11 or aiohttp):
+
+- Lines end in CRLF. A bare LF or a bare CR anywhere in the head, a chunk line or
+  the trailers is rejected (400), not tolerated as RFC 9112 section 2.2 would
+  allow: tolerating it is exactly what CVE-2023-37276 and CVE-2023-30589 were.
+- Empty lines (CRLF) before a request line are skipped, as RFC 9112 section 2.2
+  asks, counted against the request-line limit.
+- Numbers are parsed only after a regular expression has proved them to be plain
+  ASCII digits (or hex digits), because `int()` accepts `+5`, ` 5 `, `1_0` and
+  non-ASCII digits.
+- Limits are checked on every feed, not only once a line is complete, so a limit
+  cannot be walked around by splitting a line across TCP segments.
+
+Speed: the common case, a whole head in the buffer, is one `find` for the blank
+line, one regex match of the request line, one `fullmatch` over the whole field
+block to validate it and one `findall` to split it, all in C. The incremental
+checks run only while a head is incomplete.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from .errors import HTTPError
+from .headers import Headers
+
+__all__ = [
+    "END_OF_MESSAGE",
+    "EndOfMessage",
+    "Limits",
+    "ParserState",
+    "Request",
+    "RequestParser",
+]
+
+
+class Limits:
+    """Size limits of the parser, each answered with its own status.
+
+    - `max_request_line` (414): bytes of the request line without its CRLF,
+      including empty lines skipped before it.
+    - `max_field_size` (431): bytes of one header (or trailer) line without CRLF.
+    - `max_header_block` (431): bytes of all header lines together, each with its
+      CRLF, not counting the request line or the final empty line. Also applies
+      to the trailer section.
+    - `max_headers` (431): number of header lines (and of trailer lines).
+    - `max_body_size` (413): bytes of a request body (decoded from chunked);
+      1 MiB by default, like aiohttp's `client_max_size`.
+    - `max_chunk_line` (400): bytes of a chunk-size line with its extensions.
+    """
+
+    __slots__ = (
+        "max_body_size",
+        "max_chunk_line",
+        "max_field_size",
+        "max_header_block",
+        "max_headers",
+        "max_request_line",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = 8190,
+        max_field_size: int = 8190,
+        max_header_block: int = 32768,
+        max_headers: int = 100,
+        max_body_size: int = 1024 * 1024,
+        max_chunk_line: int = 4096,
+    ) -> None:
+        """Limits with aiohttp-like defaults; every argument is keyword-only."""
+        for name, value in (
+            ("max_request_line", max_request_line),
+            ("max_field_size", max_field_size),
+            ("max_header_block", max_header_block),
+            ("max_headers", max_headers),
+            ("max_body_size", max_body_size),
+            ("max_chunk_line", max_chunk_line),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
+        self.max_request_line = max_request_line
+        self.max_field_size = max_field_size
+        self.max_header_block = max_header_block
+        self.max_headers = max_headers
+        self.max_body_size = max_body_size
+        self.max_chunk_line = max_chunk_line
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"Limits({fields})"
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+_V10: Final = (1, 0)
+_V11: Final = (1, 1)
+
+
+class Request:
+    """The head of one request, as the parser saw it.
+
+    - `method`: the method token, e.g. 'GET' (case is kept: methods are
+      case-sensitive).
+    - `target`: the request-target exactly as sent (ASCII; not percent-decoded).
+      `path` and `query_string` split it; for absolute-form they are the URI's
+      path and query, for asterisk-form `path` is '*', for authority-form
+      (CONNECT) `path` is ''.
+    - `version`: `(1, 0)` or `(1, 1)`.
+    - `headers`: a `Headers` multi-dict.
+    - `keep_alive`: whether the client lets the connection carry another request
+      after this one (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
+      `Connection: keep-alive`).
+    - `expect_continue`: HTTP/1.1 `Expect: 100-continue`; the client waits for
+      `100 Continue` before sending the body.
+    - `upgrade`: `Connection: upgrade` with an `Upgrade` field (HTTP/1.1 only);
+      the parser pauses after this message so the layer above can switch
+      protocols or decline (see `RequestParser.resume`). CONNECT pauses too.
+    - `content_length`: the body length when framed by `Content-Length` (0 when
+      there is no body), None when `chunked`.
+    - `chunked`: the body is `Transfer-Encoding: chunked`.
+    """
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: tuple[int, int],
+        headers: Headers,
+        *,
+        keep_alive: bool = True,
+        expect_continue: bool = False,
+        upgrade: bool = False,
+        content_length: int | None = 0,
+        chunked: bool = False,
+    ) -> None:
+        """Usually made by the parser; public so tests and tools can build one."""
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.upgrade = upgrade
+        self.content_length = content_length
+        self.chunked = chunked
+
+    @property
+    def has_body(self) -> bool:
+        """Whether body bytes follow the head."""
+        return self.chunked or bool(self.content_length)
+
+    def _path_and_query(self) -> tuple[str, str]:
+        target = self.target
+        if target.startswith("/"):
+            path, _, query = target.partition("?")
+            return path, query
+        if target == "*":
+            return "*", ""
+        scheme_end = target.find("://")
+        if scheme_end < 0:  # authority-form
+            return "", ""
+        rest = target[scheme_end + 3 :]
+        cut = len(rest)
+        for sep in "/?":
+            i = rest.find(sep)
+            if 0 <= i < cut:
+                cut = i
+        path, _, query = rest[cut:].partition("?")
+        return path or "/", query
+
+    @property
+    def path(self) -> str:
+        """The target's path, not percent-decoded ('/a%20b' stays as sent)."""
+        return self._path_and_query()[0]
+
+    @property
+    def query_string(self) -> str:
+        """The target's query, without '?', not decoded ('' when there is none)."""
+        return self._path_and_query()[1]
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} HTTP/{self.version[0]}.{self.version[1]}>"
+
+
+class EndOfMessage:
+    """The request body is complete. `trailers` holds a chunked body's trailer
+    fields (an empty `Headers` otherwise)."""
+
+    __slots__ = ("trailers",)
+
+    def __init__(self, trailers: Headers | None = None) -> None:
+        """`trailers` defaults to an empty `Headers`."""
+        self.trailers = trailers if trailers is not None else Headers()
+
+    def __repr__(self) -> str:
+        return f"EndOfMessage(trailers={self.trailers!r})"
+
+
+#: The end of a message without trailers; shared, since it carries nothing.
+END_OF_MESSAGE: Final = EndOfMessage()
+
+
+class ParserState:
+    """What the parser is waiting for (the values of `RequestParser.state`)."""
+
+    HEAD: Final = 0  #: a request line and headers (or nothing: idle)
+    BODY: Final = 1  #: `Content-Length` body bytes
+    CHUNK_SIZE: Final = 2  #: a chunk-size line
+    CHUNK_DATA: Final = 3  #: chunk data bytes
+    CHUNK_END: Final = 4  #: the CRLF after chunk data
+    TRAILERS: Final = 5  #: the trailer section of a chunked body
+    END: Final = 6  #: nothing: the next event is EndOfMessage
+    PAUSED: Final = 7  #: after an upgrade or CONNECT request: see `resume()`
+    CLOSED: Final = 8  #: after a request that does not keep the connection alive
+    ERROR: Final = 9  #: after an HTTPError; the connection must close
+
+
+_HEAD = ParserState.HEAD
+_BODY = ParserState.BODY
+_CHUNK_SIZE = ParserState.CHUNK_SIZE
+_CHUNK_DATA = ParserState.CHUNK_DATA
+_CHUNK_END = ParserState.CHUNK_END
+_TRAILERS = ParserState.TRAILERS
+_END = ParserState.END
+_PAUSED = ParserState.PAUSED
+_CLOSED = ParserState.CLOSED
+_ERROR = ParserState.ERROR
+
+# -- the grammar (RFC 9110 section 5.6.2, RFC 9112 sections 3, 5, 7) -----------
+
+_TCHAR = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+# field-vchar / SP / HTAB: a value may hold obs-text (0x80-0xFF) but no CTL
+# (NUL, CR, LF, DEL, ...). HTAB is the only control character allowed.
+_VALUE_CHARS = rb"[\t\x20-\x7e\x80-\xff]"
+# request-line = method SP request-target SP HTTP-version, one SP each. The target
+# is printable ASCII: RFC 3986 has no place for raw non-ASCII or whitespace.
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# A whole field block, every line `name:value CRLF`: a space before the colon or
+# at the start of a line (obs-fold) does not match, nor does any CTL in a value.
+_FIELD_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:" + _VALUE_CHARS + rb"*\r\n)*")
+_FIELD = re.compile(rb"(" + _TCHAR + rb"+):[\t ]*(" + _VALUE_CHARS + rb"*?)[\t ]*\r\n")
+_TOKEN = re.compile(_TCHAR + rb"+")
+_ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[\x21-\x7e]*")
+# authority-form for CONNECT: host:port, where host is a reg-name or an IP
+# literal; no userinfo, no path.
+_AUTHORITY_FORM = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]+):[0-9]+")
+# Host = uri-host [ ":" port ]: no '@', '/', '?', '#' or whitespace.
+_HOST_VALUE = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_DIGITS = re.compile(rb"[0-9]+")
+# chunk = chunk-size [ chunk-ext ] CRLF; chunk-ext = *( ";" ext-name [ "=" ext-val ] );
+# ext-val = token / quoted-string (RFC 9112 7.1.1). RFC 9112 allows BWS around
+# ";" and "=", which no client sends and llhttp and h11 both refuse: so do we,
+# rather than be the one parser on a path that reads such a line.
+# At most 16 hex digits: anything longer is an overflow, rejected as one.
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})((?:;" + _TCHAR + rb"+(?:=(?:" + _TCHAR + rb"+|" + _QUOTED + rb"))?)*)"
+)
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+# Fields the parser interprets; the rest pass through untouched.
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_HOST = b"host"
+_CONNECTION = b"connection"
+_EXPECT = b"expect"
+_UPGRADE = b"upgrade"
+_FRAMING_FIELDS = frozenset(
+    (_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION, _EXPECT, _UPGRADE)
+)
+# A trailer must not carry what frames or routes the message (RFC 9110 6.5.1).
+_FORBIDDEN_TRAILERS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION))
+# Transfer codings we know but do not decode: 501, not 400 (RFC 9112 6.1).
+_KNOWN_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"))
+
+_COMMON_METHODS = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
+
+# A digit string longer than this is more than any sane limit; we refuse it
+# before int() sees it (int() of thousands of digits is itself a CPU sink).
+_MAX_LENGTH_DIGITS = 18
+
+
+def _excerpt(data: bytes, limit: int = 40) -> str:
+    """A short, escaped piece of peer bytes, safe to put in a log line."""
+    text = repr(data[:limit])
+    return text + ("..." if len(data) > limit else "")
+
+
+def _split_list(value: bytes) -> list[bytes]:
+    """The lower-cased members of a comma-separated list field, empty ones dropped
+    (RFC 9110 5.6.1 asks recipients to ignore empty list elements)."""
+    return [item for item in (part.strip(b" \t").lower() for part in value.split(b",")) if item]
+
+
+def _bad_line_endings(data: bytes) -> HTTPError | None:
+    """An error if `data` holds a bare CR or bare LF (one not part of CRLF)."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf:
+        return HTTPError(400, "bare LF line ending (CRLF required)")
+    if data.count(b"\r") != crlf:
+        return HTTPError(400, "bare CR in message head")
+    return None
+
+
+def _parse_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, tuple[int, int]]:
+    """Method, target and version of a request line, or the HTTPError it earns."""
+    if len(line) > limits.max_request_line:
+        raise HTTPError(414, "request line too long")
+    m = _REQUEST_LINE.fullmatch(line)
+    if m is None:
+        raise _diagnose_request_line(line)
+    method, target, major, minor = m.groups()
+    if major != b"1" or minor not in b"01":
+        raise HTTPError(505, f"HTTP version {major.decode()}.{minor.decode()} not supported")
+    version = _V11 if minor == b"1" else _V10
+    # The four forms of request-target (RFC 9112 3.2), each only where it belongs.
+    if target[0] == 0x2F:  # '/'
+        if method == b"CONNECT":
+            raise HTTPError(400, "CONNECT needs an authority-form target (host:port)")
+    elif method == b"CONNECT":
+        if _AUTHORITY_FORM.fullmatch(target) is None:
+            raise HTTPError(400, "CONNECT needs an authority-form target (host:port)")
+    elif target == b"*":
+        if method != b"OPTIONS":
+            raise HTTPError(400, "asterisk-form target is only for OPTIONS")
+    elif _ABSOLUTE_FORM.fullmatch(target) is None:
+        raise HTTPError(400, f"invalid request target {_excerpt(target)}")
+    return method, target, version
+
+
+def _diagnose_request_line(line: bytes) -> HTTPError:
+    """Say precisely why a request line did not match the grammar."""
+    if b"\r" in line or b"\n" in line:
+        return _bad_line_endings(line + b"\r\n") or HTTPError(400, "bare CR in request line")
+    parts = line.split(b" ")
+    if len(parts) != 3 or not all(parts):
+        return HTTPError(400, f"malformed request line {_excerpt(line)}")
+    method, target, version = parts
+    if _TOKEN.fullmatch(method) is None:
+        return HTTPError(400, f"invalid character in method {_excerpt(method)}")
+    if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", version) is None:
+        return HTTPError(400, f"malformed HTTP version {_excerpt(version)}")
+    return HTTPError(400, f"invalid character in request target {_excerpt(target)}")
+
+
+def _parse_fields(block: bytes, limits: Limits, what: str) -> list[tuple[bytes, bytes, bytes]]:
+    """Validate and split a field block (header or trailer lines, each ending in
+    CRLF) into `(lower_name, name, value)` triples."""
+    if len(block) > limits.max_header_block:
+        raise HTTPError(431, f"{what} section too large")
+    if _FIELD_BLOCK.fullmatch(block) is None:
+        raise _diagnose_fields(block)
+    pairs = _FIELD.findall(block)
+    if len(pairs) > limits.max_headers:
+        raise HTTPError(431, f"too many {what} fields")
+    if len(block) > limits.max_field_size:
+        # Only a block longer than the line limit can hold a line that is.
+        limit = limits.max_field_size
+        if any(len(line) > limit for line in block.split(b"\r\n")):
+            raise HTTPError(431, f"{what} line too long")
+    return [(name.lower(), name, value) for name, value in pairs]
+
+
+def _diagnose_fields(block: bytes) -> HTTPError:
+    """Say precisely which rule a field block broke (the slow path of errors)."""
+    error = _bad_line_endings(block)
+    if error is not None:
+        return error
+    for line in block.split(b"\r\n")[:-1]:
+        if _FIELD_BLOCK.fullmatch(line + b"\r\n") is not None:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            return HTTPError(400, "obsolete line folding (obs-fold) is not allowed")
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return HTTPError(400, f"header line without a colon {_excerpt(line)}")
+        if not name:
+            return HTTPError(400, "empty header name")
+        if name[-1:] in (b" ", b"\t"):
+            return HTTPError(400, "whitespace between header name and colon")
+        if _TOKEN.fullmatch(name) is None:
+            return HTTPError(400, f"invalid character in header name {_excerpt(name)}")
+        if b"\x00" in value:
+            return HTTPError(400, "NUL in header value")
+        return HTTPError(400, f"control character in header value of {_excerpt(name)}")
+    return HTTPError(400, "malformed header section")  # pragma: no cover
+
+
+def _content_length(values: list[bytes], limits: Limits) -> int:
+    """The body length from every `Content-Length` value, strictly.
+
+    Each value must be plain ASCII digits (no sign, space, underscore, comma
+    list or non-ASCII digit); several values must all agree (RFC 9112 6.3).
+    """
+    length = -1
+    for value in values:
+        if _DIGITS.fullmatch(value) is None:
+            raise HTTPError(400, f"invalid Content-Length {_excerpt(value)}")
+        digits = value.lstrip(b"0") or b"0"
+        if len(digits) > _MAX_LENGTH_DIGITS:
+            raise HTTPError(413, "Content-Length too large")
+        n = int(digits)  # safe: proved plain ASCII digits above
+        if length >= 0 and n != length:
+            raise HTTPError(400, "several Content-Length values that differ")
+        length = n
+    if length > limits.max_body_size:
+        raise HTTPError(413, f"body of {length} bytes exceeds the limit")
+    return length
+
+
+def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
+    """Accept exactly one `chunked` as the only coding; reject the rest."""
+    if version == _V10:
+        # RFC 9112 6.1: framing of an HTTP/1.0 message with Transfer-Encoding
+        # is faulty; a 1.0 client cannot send chunked.
+        raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    codings = _split_list(b",".join(values))
+    if not codings or codings[-1] != b"chunked":
+        raise HTTPError(400, "Transfer-Encoding whose final coding is not chunked")
+    for coding in codings[:-1]:
+        if coding == b"chunked":
+            raise HTTPError(400, "chunked applied more than once")
+        if coding in _KNOWN_CODINGS:
+            raise HTTPError(501, f"transfer coding {_excerpt(coding)} not implemented")
+        raise HTTPError(400, f"unknown transfer coding {_excerpt(coding)}")
+
+
+def _frame(
+    method: bytes,
+    target: bytes,
+    version: tuple[int, int],
+    fields: list[tuple[bytes, bytes, bytes]],
+    limits: Limits,
+) -> Request:
+    """Build the `Request` for a head, applying the rules that span fields."""
+    lengths: list[bytes] | None = None
+    codings: list[bytes] | None = None
+    host_count = 0
+    host_value = b""
+    connection: list[bytes] = []
+    expect = b""
+    upgrade = False
+    for lname, _, value in fields:
+        if lname not in _FRAMING_FIELDS:
+            continue
+        if lname == _HOST:
+            host_count += 1
+            host_value = value
+        elif lname == _CONTENT_LENGTH:
+            if lengths is None:
+                lengths = [value]
+            else:
+                lengths.append(value)
+        elif lname == _TRANSFER_ENCODING:
+            if codings is None:
+                codings = [value]
+            else:
+                codings.append(value)
+        elif lname == _CONNECTION:
+            connection.extend(_split_list(value))
+        elif lname == _EXPECT:
+            expect = value
+        else:  # Upgrade
+            upgrade = True
+
+    if host_count > 1:
+        raise HTTPError(400, "more than one Host header")
+    if host_count == 0:
+        if version == _V11:
+            raise HTTPError(400, "missing Host header (required in HTTP/1.1)")
+    elif _HOST_VALUE.fullmatch(host_value) is None:
+        raise HTTPError(400, f"invalid Host header {_excerpt(host_value)}")
+
+    chunked = False
+    content_length: int | None = 0
+    if codings is not None:
+        if lengths is not None:
+            raise HTTPError(400, "both Content-Length and Transfer-Encoding")
+        _transfer_coding(codings, version)
+        chunked = True
+        content_length = None
+    elif lengths is not None:
+        content_length = _content_length(lengths, limits)
+
+    if version == _V11:
+        keep_alive = b"close" not in connection
+        upgrade = upgrade and b"upgrade" in connection
+        expect_continue = expect.lower() == b"100-continue"
+    else:
+        keep_alive = b"keep-alive" in connection and b"close" not in connection
+        upgrade = False  # RFC 9110 7.8: ignore Upgrade in an HTTP/1.0 request
+        expect_continue = False
+
+    return Request(
+        _COMMON_METHODS.get(method) or method.decode("ascii"),
+        target.decode("ascii"),
+        version,
+        Headers._from_triples(fields),
+        keep_alive=keep_alive,
+        expect_continue=expect_continue,
+        upgrade=upgrade,
+        content_length=content_length,
+        chunked=chunked,
+    )
+
+
+class RequestParser:
+    """Parses the requests of one connection, incrementally, in order.
+
+    `feed(data)` buffers bytes; `next_event()` returns the next `Request`,
+    body `bytes` or `EndOfMessage`, or None when it needs more bytes (or is
+    PAUSED, CLOSED or in ERROR: see `state`). Any split of the same bytes across
+    `feed` calls gives the same events, except that body bytes may come in
+    different pieces. A broken rule raises `HTTPError` and leaves the parser in
+    the ERROR state. Pipelined requests in one buffer come out one after another.
+    """
+
+    __slots__ = (
+        "_body_seen",
+        "_buf",
+        "_limits",
+        "_method",
+        "_pos",
+        "_remaining",
+        "_request",
+        "_scan",
+        "_skipped",
+        "_state",
+    )
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        """A parser waiting for the first request, applying `limits`."""
+        self._limits = limits
+        self._buf = b""
+        self._pos = 0
+        self._state: int = _HEAD
+        self._remaining = 0  # bytes left in the body or in the current chunk
+        self._body_seen = 0  # chunked body bytes so far, for max_body_size
+        self._request: Request | None = None  # the message being parsed
+        self._method = b""
+        self._scan = 0  # where incremental checks of an incomplete head resume
+        self._skipped = 0  # empty lines skipped before this request line
+
+    # -- input -------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the connection."""
+        if not data:
+            return
+        pos = self._pos
+        if pos >= len(self._buf):
+            self._buf = data  # the common case: nothing left over, no copy
+        else:
+            self._buf = self._buf[pos:] + data
+            self._scan -= pos
+        self._pos = 0
+
+    def feed_eof(self) -> None:
+        """The peer closed its side. Raises HTTPError(400) if that cut a request
+        short; an idle connection closing is not an error."""
+        if self._state == _HEAD and self._pos >= len(self._buf) and self._skipped == 0:
+            self._state = _CLOSED
+            return
+        if self._state in (_CLOSED, _PAUSED, _ERROR, _END):
+            return
+        self._state = _ERROR
+        raise HTTPError(400, "connection closed in the middle of a request")
+
+    # -- introspection -------------------------------------------------------------
+
+    @property
+    def state(self) -> int:
+        """One of the `ParserState` values."""
+        return self._state
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this parser applies."""
+        return self._limits
+
+    @property
+    def head_pending(self) -> bool:
+        """Whether bytes of an incomplete request head are buffered (the server
+        times these out: a client dribbling a head is a slow-loris)."""
+        return self._state == _HEAD and (self._pos < len(self._buf) or self._skipped > 0)
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received after the message that PAUSED or CLOSED the parser: after
+        an accepted upgrade they belong to the new protocol."""
+        return self._buf[self._pos :]
+
+    def resume(self) -> None:
+        """Continue parsing HTTP after an upgrade or CONNECT request was declined
+        (answered with anything but 101, or a non-2xx for CONNECT)."""
+        if self._state != _PAUSED:
+            raise RuntimeError("resume() is only for a parser PAUSED after an upgrade")
+        self._state = _HEAD
+
+    # -- output ----------------------------------------------------------------
+
+    def next_event(self) -> Request | bytes | EndOfMessage | None:
+        """The next event, or None if more bytes are needed (or parsing stopped)."""
+        state = self._state
+        try:
+            while True:
+                if state == _HEAD:
+                    return self._read_head()
+                if state in (_BODY, _CHUNK_DATA):
+                    buf = self._buf
+                    pos = self._pos
+                    available = len(buf) - pos
+                    if available <= 0:
+                        return None
+                    n = self._remaining
+                    if available <= n:
+                        data = buf[pos:] if pos else buf
+                        self._pos = len(buf)
+                        n = available
+                    else:
+                        data = buf[pos : pos + n]
+                        self._pos = pos + n
+                    self._remaining -= n
+                    if self._remaining == 0:
+                        self._state = _END if state == _BODY else _CHUNK_END
+                    return data
+                if state == _END:
+                    return self._end_message(END_OF_MESSAGE)
+                if state == _CHUNK_SIZE:
+                    if not self._read_chunk_size():
+                        return None
+                elif state == _CHUNK_END:
+                    if not self._read_chunk_end():
+                        return None
+                elif state == _TRAILERS:
+                    return self._read_trailers()
+                else:  # PAUSED, CLOSED, ERROR
+                    return None
+                state = self._state
+        except HTTPError:
+            self._state = _ERROR
+            raise
+
+    def _end_message(self, event: EndOfMessage) -> EndOfMessage:
+        request = self._request
+        assert request is not None
+        if not request.keep_alive:
+            self._state = _CLOSED
+        elif request.upgrade or self._method == b"CONNECT":
+            self._state = _PAUSED
+        else:
+            self._state = _HEAD
+        self._request = None
+        return event
+
+    # -- the head ----------------------------------------------------------------
+
+    def _read_head(self) -> Request | None:
+        buf = self._buf
+        pos = self._pos
+        # RFC 9112 2.2: ignore empty lines received before a request line.
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+            self._skipped += 2
+        self._pos = pos
+        if self._skipped > self._limits.max_request_line:
+            raise HTTPError(414, "too many empty lines before the request line")
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if pos < len(buf):
+                self._check_partial_head(buf, pos)
+            return None
+        line_end = buf.find(b"\r\n", pos)
+        limits = self._limits
+        method, target, version = _parse_request_line(buf[pos:line_end], limits)
+        if line_end == end:
+            fields = []
+        else:
+            fields = _parse_fields(buf[line_end + 2 : end + 2], limits, "header")
+        request = _frame(method, target, version, fields, limits)
+        self._pos = end + 4
+        self._scan = 0
+        self._skipped = 0
+        self._request = request
+        self._method = method
+        if request.chunked:
+            self._state = _CHUNK_SIZE
+            self._body_seen = 0
+        elif request.content_length:
+            self._state = _BODY
+            self._remaining = request.content_length
+        else:
+            self._state = _END
+        return request
+
+    def _check_partial_head(self, buf: bytes, start: int) -> None:
+        """Enforce limits and line endings on a head still arriving, so neither a
+        dribbling client nor a split across segments gets around them."""
+        limits = self._limits
+        scan = max(self._scan, start)
+        end = len(buf)
+        line_end = buf.find(b"\r\n", start)
+        request_line_done = line_end >= 0
+        # Bare CR or LF anywhere so far (a lone CR at the very end may still be
+        # the first half of a CRLF).
+        checked_to = end - 1 if buf[end - 1] == 0x0D else end
+        if scan < checked_to:
+            # What was checked ends after a LF or an ordinary byte, never inside
+            # a CRLF, so the new region can be judged on its own.
+            error = _bad_line_endings(buf[scan:checked_to])
+            if error is not None:
+                raise error
+            self._scan = checked_to
+        if not request_line_done:
+            if checked_to - start > limits.max_request_line:
+                raise HTTPError(414, "request line too long")
+            return
+        # The request line is complete: judge it now rather than after the headers.
+        _parse_request_line(buf[start:line_end], limits)
+        block_start = line_end + 2
+        if checked_to - block_start > limits.max_header_block:
+            raise HTTPError(431, "header section too large")
+        last_line = buf.rfind(b"\r\n", block_start) + 2
+        if last_line < block_start:
+            last_line = block_start
+        if checked_to - last_line > limits.max_field_size:
+            raise HTTPError(431, "header line too long")
+        if buf.count(b"\r\n", block_start, end) > limits.max_headers:
+            raise HTTPError(431, "too many header fields")
+
+    # -- chunked bodies ------------------------------------------------------------
+
+    def _read_chunk_size(self) -> bool:
+        buf = self._buf
+        pos = self._pos
+        limits = self._limits
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            pending = buf[pos:]
+            if b"\n" in pending or b"\r" in pending[:-1]:
+                raise HTTPError(400, "bare CR or LF in chunk-size line")
+            if len(pending) > limits.max_chunk_line:
+                raise HTTPError(400, "chunk-size line too long")
+            return False
+        line = buf[pos:end]
+        if len(line) > limits.max_chunk_line:
+            raise HTTPError(400, "chunk-size line too long")
+        m = _CHUNK_LINE.fullmatch(line)
+        if m is None:
+            raise _diagnose_chunk_line(line)
+        size = int(m.group(1), 16)  # safe: proved 1-16 ASCII hex digits above
+        self._pos = end + 2
+        if size == 0:
+            self._state = _TRAILERS
+            return True
+        self._body_seen += size
+        if self._body_seen > limits.max_body_size:
+            raise HTTPError(413, "chunked body exceeds the limit")
+        self._remaining = size
+        self._state = _CHUNK_DATA
+        return True
+
+    def _read_chunk_end(self) -> bool:
+        # Exactly CRLF after chunk data: not any two bytes (CVE-2025-43859), not LF.
+        buf = self._buf
+        pos = self._pos
+        got = buf[pos : pos + 2]
+        if got == b"\r\n":
+            self._pos = pos + 2
+            self._state = _CHUNK_SIZE
+            return True
+        if got == b"" or got == b"\r":
+            return False
+        raise HTTPError(400, "chunk data not followed by CRLF")
+
+    def _read_trailers(self) -> EndOfMessage | None:
+        buf = self._buf
+        pos = self._pos
+        if buf.startswith(b"\r\n", pos):
+            self._pos = pos + 2
+            return self._end_message(END_OF_MESSAGE)
+        end = buf.find(b"\r\n\r\n", pos)
+        limits = self._limits
+        if end < 0:
+            pending = buf[pos:]
+            if pending == b"\r":
+                return None
+            checked = pending[:-1] if pending.endswith(b"\r") else pending
+            error = _bad_line_endings(checked)
+            if error is not None:
+                raise error
+            if len(checked) > limits.max_header_block:
+                raise HTTPError(431, "trailer section too large")
+            last_line = checked.rfind(b"\r\n") + 2
+            if len(checked) - last_line > limits.max_field_size:
+                raise HTTPError(431, "trailer line too long")
+            if checked.count(b"\r\n") > limits.max_headers:
+                raise HTTPError(431, "too many trailer fields")
+            return None
+        fields = _parse_fields(buf[pos : end + 2], limits, "trailer")
+        for lname, _, _ in fields:
+            if lname in _FORBIDDEN_TRAILERS:
+                raise HTTPError(400, f"{lname.decode()} is not allowed in trailers")
+        self._pos = end + 4
+        return self._end_message(EndOfMessage(Headers._from_triples(fields)))
+
+
+def _diagnose_chunk_line(line: bytes) -> HTTPError:
+    """Say precisely why a chunk-size line was refused."""
+    if b"\n" in line or b"\r" in line:
+        return HTTPError(400, "bare CR or LF in chunk-size line")
+    m = _HEX.match(line)
+    if m is None:
+        return HTTPError(400, f"chunk size is not hexadecimal {_excerpt(line)}")
+    if m.end() > 16:
+        return HTTPError(400, "chunk size overflows 64 bits")
+    return HTTPError(400, f"junk after chunk size {_excerpt(line[m.end() :])}")

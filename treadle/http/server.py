@@ -1,0 +1,885 @@
+"""The HTTP/1.1 server protocol: the glue between transport, parser and application.
+
+`HTTPServer(app, config)` is a protocol factory for `loop.create_server()`; each
+connection gets an `HTTPServerProtocol`. It uses asyncio's public
+`Protocol`/`Transport` API only, so it runs on Treadle's loop, the stdlib loop
+and uvloop alike. The application is one coroutine function called per request:
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.send(200, [("Content-Type", "text/plain")], b"hello")
+
+Design decisions:
+
+- **Eager handlers.** A new Task per request is the largest cost a framework
+  adds (ARCHITECTURE.md). On Python 3.12+ each handler runs in
+  `asyncio.Task(..., eager_start=True)`: its first step runs right inside
+  `data_received`, and a handler that never suspends finishes there without
+  ever being scheduled, yet `asyncio.current_task()` is its task throughout, so
+  `asyncio.timeout()` works. On 3.11, which has no eager tasks, each handler
+  gets an ordinary Task (scheduled on the next loop iteration); resuming a
+  bare coroutine by hand would leave `current_task()` wrong.
+- **One handler at a time per connection.** Pipelined requests are parsed ahead
+  and queued (at most `max_pipelined`), then handled in order, so responses go
+  out in order with no buffering of responses.
+- **Back-pressure both ways.** Reading pauses while the queue is full or the
+  body being received has `body_buffer` bytes the handler has not read; it
+  resumes as they drain. Writers await `drain()` while the transport has called
+  `pause_writing`, and a handler blocked there stops taking new requests, so a
+  client that never reads its responses stops being read.
+- **One timer per connection.** Header, idle and body timeouts share one
+  `call_at` handle that moves a deadline rather than being cancelled and
+  re-armed per request; the fast path (a whole request in one read) touches no
+  timer at all.
+- **Errors.** A parse error is answered with its status and `Connection: close`
+  after the responses to the requests before it, then the connection closes. An
+  exception in the handler is logged with its traceback (logger
+  `treadle.http`) and answered with a bare 500 if nothing was sent yet; the
+  connection then closes, and the server goes on serving the others.
+- **Handlers are not cancelled when their client disconnects**: reads of the
+  body raise `ConnectionResetError`, writes raise it too, and the handler ends
+  on its own terms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from .body import EMPTY_BODY, Body
+from .errors import HTTPError
+from .parser import DEFAULT_LIMITS, EndOfMessage, Limits, ParserState, Request, RequestParser
+from .writer import (
+    HAS_DATE,
+    LAST_CHUNK,
+    WANTS_CLOSE,
+    DateCache,
+    HeaderPairs,
+    encode_chunk,
+    encode_fields,
+    status_line,
+)
+
+__all__ = ["App", "HTTPServer", "HTTPServerProtocol", "ResponseWriter", "ServerConfig"]
+
+logger = logging.getLogger("treadle.http")
+
+#: The application callback: called once per request, in order, per connection.
+App = Callable[[Request, Body, "ResponseWriter"], Awaitable[None]]
+
+
+class ServerConfig:
+    """Settings of an HTTP server; every argument is keyword-only.
+
+    - `limits`: the parser's `Limits` (sizes and their statuses).
+    - `header_timeout`: seconds a client has to send a whole request head once
+      it started one (or after connecting): the slow-loris guard. 408, close.
+    - `keepalive_timeout`: seconds an idle keep-alive connection stays open.
+    - `body_timeout`: seconds a handler waits for the next body bytes before its
+      read raises `HTTPError(408)`.
+    - `max_pipelined`: parsed requests queued behind the one being handled
+      before reading pauses.
+    - `body_buffer`: received body bytes not yet read by the handler before
+      reading pauses.
+    - `server_header`: a `Server` field value to send, or None for none.
+    """
+
+    __slots__ = (
+        "body_buffer",
+        "body_timeout",
+        "header_timeout",
+        "keepalive_timeout",
+        "limits",
+        "max_pipelined",
+        "server_header",
+    )
+
+    def __init__(
+        self,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        header_timeout: float = 10.0,
+        keepalive_timeout: float = 75.0,
+        body_timeout: float = 60.0,
+        max_pipelined: int = 64,
+        body_buffer: int = 256 * 1024,
+        server_header: str | None = None,
+    ) -> None:
+        """Settings with production defaults."""
+        for name, value in (
+            ("header_timeout", header_timeout),
+            ("keepalive_timeout", keepalive_timeout),
+            ("body_timeout", body_timeout),
+            ("max_pipelined", max_pipelined),
+            ("body_buffer", body_buffer),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
+        self.limits = limits
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
+        self.max_pipelined = max_pipelined
+        self.body_buffer = body_buffer
+        self.server_header = server_header
+        if server_header is not None:
+            encode_fields([("Server", server_header)])  # refuse CR/LF now, not per request
+
+
+DEFAULT_CONFIG: Final = ServerConfig()
+
+# Response states.
+_IDLE: Final = 0  # nothing sent
+_STREAMING: Final = 1  # head sent, body going out
+_DONE: Final = 2  # complete
+
+# What the connection's one timer is guarding.
+_NO_DEADLINE: Final = 0
+_HEAD_DEADLINE: Final = 1
+_IDLE_DEADLINE: Final = 2
+_BODY_DEADLINE: Final = 3
+
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE_LINE: Final = b"Connection: close\r\n"
+_KEEP_ALIVE_LINE: Final = b"Connection: keep-alive\r\n"
+_SMALL_BODY: Final = 16384  # bodies below this are copied into the head's write
+
+if sys.version_info >= (3, 12):
+
+    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        return loop.create_task(coro)
+
+
+def _bodiless(status: int) -> bool:
+    return status < 200 or status == 204 or status == 304
+
+
+class ResponseWriter:
+    """Writes the response to one request.
+
+    Either `await send(status, headers, body)` once (the fast path: the whole
+    response in one `transport.write`), or `await start(status, headers)`, then
+    `await write(data)` any number of times, then `await write_eof()`: the body
+    is then framed by `Content-Length` if `content_length` was given, else
+    chunked (or, for an HTTP/1.0 client, delimited by closing the connection).
+
+    The writer owns framing (`Content-Length`, `Transfer-Encoding`), `Date` and
+    `Connection`. Responses to HEAD carry the length of `body` but not the body;
+    1xx, 204 and 304 responses carry neither. Misuse raises `RuntimeError` (a
+    second head, writing after `write_eof`, more bytes than `content_length`) or
+    `ValueError` (a header with CR/LF, a body on a 204). Writing after the peer
+    went away raises `ConnectionResetError`.
+    """
+
+    __slots__ = (
+        "_chunked",
+        "_close",
+        "_conn",
+        "_head_only",
+        "_remaining",
+        "_request",
+        "_state",
+        "continue_sent",
+        "status",
+    )
+
+    def __init__(self, conn: HTTPServerProtocol, request: Request) -> None:
+        """A writer for `request` on `conn`; made by the server, one per request."""
+        self._conn = conn
+        self._request = request
+        self._state = _IDLE
+        self._chunked = False
+        self._close = not request.keep_alive
+        self._head_only = request.method == "HEAD"
+        self._remaining = -1  # bytes still owed under Content-Length, -1 if none
+        #: Whether `100 Continue` was sent for this request.
+        self.continue_sent = False
+        #: The status sent, once the head is out (0 before).
+        self.status = 0
+
+    @property
+    def started(self) -> bool:
+        """Whether the head has been sent."""
+        return self._state != _IDLE
+
+    @property
+    def finished(self) -> bool:
+        """Whether the whole response has been sent."""
+        return self._state == _DONE
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection will carry another request after this one (as
+        far as is known now: the head says `Connection: close` when it will not)."""
+        return not self._close and not self._conn._closing
+
+    def force_close(self) -> None:
+        """Close the connection after this response (`Connection: close` is sent
+        if the head has not gone out yet)."""
+        self._close = True
+
+    def _head(self, status: int, headers: HeaderPairs, reason: str | None, framing: bytes) -> bytes:
+        if self._state != _IDLE:
+            raise RuntimeError("the response head was already sent")
+        conn = self._conn
+        fields, flags = encode_fields(headers, pass_connection=status == 101)
+        if flags & WANTS_CLOSE:
+            self._close = True
+        parts = [status_line(status, reason), fields.encode("latin-1")]
+        if not flags & HAS_DATE:
+            parts.append(conn._date.line())
+        if conn._server_line:
+            parts.append(conn._server_line)
+        parts.append(framing)
+        if status != 101:
+            if self._close or conn._closing:
+                self._close = True
+                parts.append(_CLOSE_LINE)
+            elif self._request.version == (1, 0):
+                parts.append(_KEEP_ALIVE_LINE)
+        parts.append(b"\r\n")
+        self.status = status
+        return b"".join(parts)
+
+    async def send(
+        self,
+        status: int = 200,
+        headers: HeaderPairs = (),
+        body: bytes = b"",
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Send a whole response: head and `body` in one write, then drain."""
+        conn = self._conn
+        if _bodiless(status):
+            if body:
+                raise ValueError(f"a {status} response cannot have a body")
+            if status == 100:
+                raise ValueError("100 Continue is sent by the body stream, not by send()")
+            head = self._head(status, headers, reason, b"")
+            body = b""
+        else:
+            head = self._head(status, headers, reason, b"Content-Length: %d\r\n" % len(body))
+            if self._head_only:
+                body = b""
+        transport = conn._live_transport()
+        if len(body) < _SMALL_BODY:
+            transport.write(head + body if body else head)
+        else:
+            transport.write(head)
+            transport.write(body)
+        self._state = _DONE
+        if conn._writing_paused:
+            await conn._drain()
+
+    async def start(
+        self,
+        status: int = 200,
+        headers: HeaderPairs = (),
+        *,
+        reason: str | None = None,
+        content_length: int | None = None,
+    ) -> None:
+        """Send the head of a streamed response; the body follows with `write()`."""
+        if content_length is not None and content_length < 0:
+            raise ValueError(f"content_length must not be negative, not {content_length}")
+        if _bodiless(status):
+            framing = b""
+            self._head_only = True
+        elif content_length is not None:
+            framing = b"Content-Length: %d\r\n" % content_length
+            self._remaining = content_length
+        elif self._request.version == (1, 0):
+            framing = b""  # no chunked for 1.0: the body ends when the connection does
+            self._close = True
+        elif self._head_only:
+            framing = b""
+        else:
+            framing = b"Transfer-Encoding: chunked\r\n"
+            self._chunked = True
+        head = self._head(status, headers, reason, framing)
+        self._conn._live_transport().write(head)
+        self._state = _STREAMING
+        if self._conn._writing_paused:
+            await self._conn._drain()
+
+    async def write(self, data: bytes) -> None:
+        """Send a piece of the body (after `start()`), then drain."""
+        if self._state != _STREAMING:
+            raise RuntimeError(
+                "write() before start()" if self._state == _IDLE else "write() after write_eof()"
+            )
+        if not data:
+            return
+        if self._remaining >= 0:
+            if len(data) > self._remaining:
+                raise RuntimeError("more body bytes than the content_length given to start()")
+            self._remaining -= len(data)
+        if not self._head_only:
+            self._conn._live_transport().write(encode_chunk(data) if self._chunked else data)
+        if self._conn._writing_paused:
+            await self._conn._drain()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """Send the last piece of the body, if any, and end the response."""
+        if data:
+            await self.write(data)
+        if self._state != _STREAMING:
+            raise RuntimeError(
+                "write_eof() before start()" if self._state == _IDLE else "write_eof() twice"
+            )
+        self._state = _DONE
+        if self._remaining > 0:
+            self._close = True  # the peer would wait for bytes that never come
+            raise RuntimeError(f"response ended {self._remaining} bytes short of content_length")
+        if self._chunked:
+            self._conn._live_transport().write(LAST_CHUNK)
+            if self._conn._writing_paused:
+                await self._conn._drain()
+
+    async def drain(self) -> None:
+        """Wait until the transport accepts more data (after `pause_writing`)."""
+        if self._conn._writing_paused:
+            await self._conn._drain()
+
+    def detach(self) -> tuple[asyncio.Transport, bytes]:
+        """Hand the connection over after a 101 (or a 2xx to CONNECT).
+
+        Returns the transport and the bytes the client sent after the request
+        head. The caller must install its own protocol at once with
+        `transport.set_protocol(...)`: this one stops reading HTTP.
+        """
+        accepted = self.status == 101 or (
+            self._request.method == "CONNECT" and 200 <= self.status < 300
+        )
+        if not accepted or self._state == _IDLE:
+            raise RuntimeError("detach() needs a sent 101 response (or a 2xx to CONNECT)")
+        return self._conn._detach()
+
+
+class HTTPServerProtocol(asyncio.Protocol):
+    """Serves HTTP/1.1 on one connection by calling `app` for each request.
+
+    Usually made by `HTTPServer`; can be made directly with `app` and `config`
+    (`server` is the `HTTPServer` that tracks connections for shutdown).
+    """
+
+    __slots__ = (
+        "_app",
+        "_body_satisfied",
+        "_closing",
+        "_config",
+        "_current",
+        "_date",
+        "_deadline",
+        "_deadline_kind",
+        "_drain_waiter",
+        "_loop",
+        "_parse_failed",
+        "_parser",
+        "_parsing",
+        "_peer_eof",
+        "_pumping",
+        "_queue",
+        "_reading_paused",
+        "_server",
+        "_server_line",
+        "_task",
+        "_timer",
+        "_timer_when",
+        "_transport",
+        "_upgraded",
+        "_writing_paused",
+    )
+
+    def __init__(
+        self,
+        app: App,
+        config: ServerConfig = DEFAULT_CONFIG,
+        server: HTTPServer | None = None,
+        date: DateCache | None = None,
+    ) -> None:
+        """A protocol for one connection, calling `app` per request."""
+        self._app = app
+        self._config = config
+        self._server = server
+        self._date = date if date is not None else DateCache()
+        self._server_line = (
+            b"Server: " + config.server_header.encode("latin-1") + b"\r\n"
+            if config.server_header
+            else b""
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._parser = RequestParser(config.limits)
+        # Requests parsed but not yet handled (or a parse error to answer).
+        self._queue: deque[tuple[Request, Body] | HTTPError] = deque()
+        self._parsing: Body | None = None  # the body the parser is filling
+        self._current: tuple[Request, Body, ResponseWriter] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pumping = False
+        self._closing = False  # no further requests: close once the current one is done
+        self._parse_failed = False
+        self._peer_eof = False
+        self._upgraded = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._body_satisfied = True
+        self._deadline = 0.0
+        self._deadline_kind = _NO_DEADLINE
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start waiting for the first request head (under the header timeout)."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        if self._server is not None:
+            self._server._connections.add(self)
+        self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser and serve whatever requests are now complete."""
+        if self._parse_failed or self._upgraded:
+            return
+        self._parser.feed(data)
+        if not self._pumping:
+            self._pump()
+
+    def eof_received(self) -> bool:
+        """The client finished sending: answer what it sent, then close."""
+        self._peer_eof = True
+        if not self._pumping and not self._upgraded:
+            self._pump()
+        # Keep the write side open while requests remain to be answered.
+        return self._transport is not None and not self._transport.is_closing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail whatever waits on this connection; the handler finishes on its own."""
+        self._transport = None
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lost = ConnectionResetError("the client closed the connection")
+        if self._current is not None:
+            self._current[1].set_exception(lost)
+        for item in self._queue:
+            if not isinstance(item, HTTPError):
+                item[1].set_exception(lost)
+        self._queue.clear()
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_exception(lost)
+        if self._server is not None:
+            self._server._forget(self)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: writers wait in `drain()`."""
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: wake writers."""
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the request pipeline ------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Parse what is buffered and run handlers, until a handler suspends or
+        the parser needs bytes; then pause or resume reading to match."""
+        self._pumping = True
+        try:
+            while True:
+                capped = self._pull()
+                self._dispatch()
+                if not capped or self._current is not None or self._transport is None:
+                    break
+        finally:
+            self._pumping = False
+        self._update_reading(capped)
+        if self._current is None and not self._queue:
+            if self._peer_eof:
+                self._close_transport()  # everything the client sent is answered
+            elif self._deadline_kind != _HEAD_DEADLINE and self._parser.head_pending:
+                # A new head has started: from now on it has header_timeout to
+                # arrive whole, however it dribbles in.
+                self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+
+    def _pull(self) -> bool:
+        """Turn parser events into queued requests and body bytes. Returns True if
+        it stopped because the queue or a body buffer is full."""
+        parser = self._parser
+        queue = self._queue
+        limit = self._config.max_pipelined
+        while True:
+            if len(queue) >= limit:
+                return True
+            parsing = self._parsing
+            if parsing is not None and parsing._size >= self._config.body_buffer:
+                return True
+            try:
+                event = parser.next_event()
+            except HTTPError as exc:
+                self._on_parse_error(exc)
+                return False
+            if event is None:
+                if self._peer_eof:
+                    # Only now, with everything buffered parsed, can the end of
+                    # input be judged: between requests, or inside one?
+                    try:
+                        parser.feed_eof()
+                    except HTTPError as exc:
+                        self._on_parse_error(exc)
+                return False
+            if type(event) is bytes:
+                assert parsing is not None
+                parsing.feed_data(event)
+            elif type(event) is Request:
+                body = Body(self) if event.has_body else EMPTY_BODY
+                self._parsing = body
+                queue.append((event, body))
+                if self._deadline_kind == _HEAD_DEADLINE:
+                    self._deadline_kind = _NO_DEADLINE
+            else:
+                assert isinstance(event, EndOfMessage) and parsing is not None
+                if parsing is not EMPTY_BODY:
+                    parsing.feed_eof(event.trailers)
+                self._parsing = None
+                if parser.state != ParserState.HEAD:
+                    return False  # CLOSED, or PAUSED for an upgrade: wait and see
+
+    def _dispatch(self) -> None:
+        """Start queued requests in order while no handler is running."""
+        queue = self._queue
+        while self._current is None and queue and self._transport is not None:
+            item = queue.popleft()
+            if isinstance(item, HTTPError):
+                self._answer_error(item)
+                return
+            request, body = item
+            writer = ResponseWriter(self, request)
+            if self._closing:
+                writer._close = True
+            self._current = (request, body, writer)
+            if self._deadline_kind != _NO_DEADLINE:
+                self._deadline_kind = _NO_DEADLINE
+            assert self._loop is not None
+            try:
+                task = _start_handler(self._app(request, body, writer), self._loop)
+            except Exception as exc:  # the app callable itself failed
+                logger.error("error starting the request handler", exc_info=exc)
+                self._finish_request(exc)
+                continue
+            if task.done():
+                self._finish_task(task)
+            else:
+                self._task = task
+                task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        self._finish_task(task)
+        if not self._pumping and self._transport is not None and not self._upgraded:
+            self._pump()
+
+    def _finish_task(self, task: asyncio.Task[None]) -> None:
+        exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+        self._finish_request(exc)
+
+    def _finish_request(self, exc: BaseException | None) -> None:
+        """The handler returned (or raised): settle the response and the body,
+        then decide whether the connection goes on."""
+        current = self._current
+        assert current is not None
+        request, body, writer = current
+        self._current = None
+        if self._upgraded:
+            return
+        if writer.status == 101 or (request.method == "CONNECT" and 200 <= writer.status < 300):
+            logger.error("handler for %r switched protocols without detach()", request)
+            self._closing = True
+        transport = self._transport
+        if transport is None:
+            if exc is not None and not isinstance(exc, (ConnectionError, asyncio.CancelledError)):
+                logger.error("error handling %r (client gone)", request, exc_info=exc)
+            return
+        if exc is not None:
+            if isinstance(exc, HTTPError):
+                logger.debug("request %r refused: %s", request, exc)
+                status, detail = exc.status, f"{exc.status} {exc.reason}: {exc.detail}"
+            else:
+                logger.error("error handling %r", request, exc_info=exc)
+                status, detail = 500, "500 Internal Server Error"
+            if writer._state == _IDLE:
+                self._write_error(status, detail)
+            self._closing = True
+        elif writer._state != _DONE:
+            if writer._state == _IDLE:
+                logger.error("handler for %r returned without a response", request)
+                self._write_error(500, "500 Internal Server Error")
+            else:
+                logger.error("handler for %r returned before write_eof()", request)
+            self._closing = True
+        elif writer._close:
+            self._closing = True
+
+        if not body._eof:
+            # The handler left body bytes unread. A client still waiting for
+            # 100 Continue, or one whose body failed, cannot be kept in step.
+            if (request.expect_continue and not writer.continue_sent) or body._exc is not None:
+                self._closing = True
+            body.discard()
+
+        if self._parser.state == ParserState.PAUSED:
+            self._parser.resume()  # an upgrade or CONNECT declined: carry on with HTTP
+
+        if self._closing:
+            self._close_transport()
+        elif not self._queue and not self._parser.head_pending:
+            self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
+        elif not self._queue:
+            self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+
+    def _on_parse_error(self, exc: HTTPError) -> None:
+        logger.debug("bad request from %s: %s", self._peer(), exc)
+        self._parse_failed = True
+        self._closing = True
+        parsing = self._parsing
+        if parsing is not None and parsing is not EMPTY_BODY:
+            # The error is in a body the handler is (or will be) reading.
+            parsing.set_exception(exc)
+            self._parsing = None
+            if self._current is None and not self._queue:
+                self._close_transport()
+        else:
+            self._queue.append(exc)
+
+    def _answer_error(self, exc: HTTPError) -> None:
+        self._write_error(exc.status, f"{exc.status} {exc.reason}: {exc.detail}")
+        self._close_transport()
+
+    def _write_error(self, status: int, text: str) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        body = text.encode("ascii", "backslashreplace") + b"\n"
+        transport.write(
+            b"".join(
+                (
+                    status_line(status),
+                    self._date.line(),
+                    self._server_line,
+                    b"Content-Type: text/plain; charset=utf-8\r\n",
+                    b"Content-Length: %d\r\n" % len(body),
+                    _CLOSE_LINE,
+                    b"\r\n",
+                    body,
+                )
+            )
+        )
+
+    def _close_transport(self) -> None:
+        self._closing = True
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()  # flushes what is buffered first
+
+    def _update_reading(self, capped: bool) -> None:
+        transport = self._transport
+        if transport is None or self._upgraded:
+            return
+        state = self._parser.state
+        if self._parse_failed or state == ParserState.CLOSED or state == ParserState.PAUSED:
+            # Nothing more will be parsed (or not until an upgrade is settled):
+            # stop reading rather than buffer what the client keeps sending.
+            capped = True
+        if capped and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif not capped and self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    # -- what Body and ResponseWriter call ---------------------------------------
+
+    def body_wanted(self, body: Body) -> None:
+        """A handler waits for body bytes: send 100 Continue if the client waits
+        for it, make sure the socket is read, and start the body timeout."""
+        current = self._current
+        if current is not None and current[1] is body:
+            request, _, writer = current
+            if request.expect_continue and not writer.continue_sent and not writer.started:
+                writer.continue_sent = True
+                transport = self._transport
+                if transport is not None:
+                    transport.write(_CONTINUE)
+        self._body_satisfied = False
+        self._set_deadline(_BODY_DEADLINE, self._config.body_timeout)
+        if self._reading_paused and not self._pumping:
+            self._pump()
+
+    def body_satisfied(self, body: Body) -> None:
+        """The wait for body bytes ended."""
+        if self._deadline_kind == _BODY_DEADLINE:
+            self._deadline_kind = _NO_DEADLINE
+
+    def body_consumed(self, body: Body) -> None:
+        """A handler read body bytes: resume reading if the buffer was full."""
+        if self._reading_paused and not self._pumping and self._transport is not None:
+            self._pump()
+
+    def _live_transport(self) -> asyncio.Transport:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        return transport
+
+    async def _drain(self) -> None:
+        if self._transport is None:
+            raise ConnectionResetError("the connection is closed")
+        waiter = self._drain_waiter
+        if waiter is None:
+            assert self._loop is not None
+            waiter = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+
+    def _detach(self) -> tuple[asyncio.Transport, bytes]:
+        transport = self._live_transport()
+        self._upgraded = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        if self._server is not None:
+            self._server._forget(self)
+        return transport, self._parser.trailing_data
+
+    def _peer(self) -> object:
+        transport = self._transport
+        return transport.get_extra_info("peername") if transport is not None else None
+
+    # -- time ------------------------------------------------------------------
+
+    def _set_deadline(self, kind: int, delay: float) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        when = loop.time() + delay
+        self._deadline = when
+        self._deadline_kind = kind
+        timer = self._timer
+        if timer is None or when < self._timer_when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(when, self._on_timer)
+            self._timer_when = when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        kind = self._deadline_kind
+        if kind == _NO_DEADLINE or self._transport is None:
+            return
+        assert self._loop is not None
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_when = self._deadline
+            return
+        self._deadline_kind = _NO_DEADLINE
+        if kind == _BODY_DEADLINE:
+            if self._current is not None:
+                self._closing = True
+                self._current[1].set_exception(HTTPError(408, "timed out reading the body"))
+        elif kind == _HEAD_DEADLINE:
+            logger.debug("header timeout for %s", self._peer())
+            self._parse_failed = True
+            if self._parser.head_pending:
+                self._write_error(408, "408 Request Timeout: timed out reading the request head")
+            self._close_transport()
+        else:  # idle keep-alive
+            self._close_transport()
+
+    # -- shutdown ----------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Finish the request in flight (if any) and close; close now if idle."""
+        self._closing = True
+        if self._current is None and not self._queue:
+            self._close_transport()
+
+    def _abort(self) -> None:
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+
+class HTTPServer:
+    """A protocol factory for `loop.create_server()` that also tracks its
+    connections, so `shutdown()` can finish them gracefully.
+
+        http = HTTPServer(app, ServerConfig(...))
+        server = await loop.create_server(http, "127.0.0.1", 8080)
+        ...
+        server.close()                 # stop accepting
+        await http.shutdown(timeout=10) # finish in-flight requests, close idle ones
+        await server.wait_closed()
+    """
+
+    __slots__ = ("_app", "_config", "_connections", "_date", "_empty")
+
+    def __init__(self, app: App, config: ServerConfig = DEFAULT_CONFIG) -> None:
+        """A factory serving `app` with `config`."""
+        self._app = app
+        self._config = config
+        self._connections: set[HTTPServerProtocol] = set()
+        self._date = DateCache()
+        self._empty: asyncio.Future[None] | None = None
+
+    def __call__(self) -> HTTPServerProtocol:
+        """A protocol for a new connection."""
+        return HTTPServerProtocol(self._app, self._config, self, self._date)
+
+    @property
+    def connections(self) -> int:
+        """How many connections are open."""
+        return len(self._connections)
+
+    def _forget(self, conn: HTTPServerProtocol) -> None:
+        self._connections.discard(conn)
+        if not self._connections and self._empty is not None and not self._empty.done():
+            self._empty.set_result(None)
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Close idle connections now, let in-flight requests finish (their
+        responses say `Connection: close`), and abort whatever is still open
+        after `timeout` seconds."""
+        for conn in list(self._connections):
+            conn._shutdown()
+        if not self._connections:
+            return
+        self._empty = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._empty), timeout)
+        except TimeoutError:
+            for conn in list(self._connections):
+                conn._abort()
