@@ -1,16 +1,16 @@
 """Subprocesses and pipes on Treadle's loop (being written; see issue 5).
 
-Until this module is complete, `subprocess_exec`, `subprocess_shell`,
-`connect_read_pipe` and `connect_write_pipe` raise `NotImplementedError`, as
-`asyncio.AbstractEventLoop` does.
+Pipes are done: `connect_read_pipe` and `connect_write_pipe` come from
+`pipes.PipesMixin`. Until subprocesses are, `subprocess_exec` and
+`subprocess_shell` raise `NotImplementedError`, as `asyncio.AbstractEventLoop` does.
 """
 
 from __future__ import annotations
 
-from .core import BaseEventLoop
+from .pipes import PipesMixin
 
 __all__ = ["SubprocessMixin"]
 
 
-class SubprocessMixin(BaseEventLoop):
+class SubprocessMixin(PipesMixin):
     """Pipe transports, subprocess transports and child-exit watching."""
