@@ -42,6 +42,10 @@ def set_reuseport(sock: socket.socket) -> None:
         ) from None
 
 
+def _call_method(sock: socket.socket, name: str, *args: Any) -> Any:
+    return getattr(sock, name)(*args)
+
+
 def _check_socket(sock: socket.socket) -> None:
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(sock, ssl.SSLSocket):
@@ -76,9 +80,13 @@ class SocketsMixin(BaseEventLoop):
         )
 
     async def _sock_wait(
-        self, sock: socket.socket, writing: bool, op: Callable[..., Any], *args: Any
+        self, sock: socket.socket, writing: bool, op: Callable[..., Any] | str, *args: Any
     ) -> Any:
-        """Run `op(*args)` once `sock` is ready; retry on EWOULDBLOCK."""
+        """Run `op(*args)` once `sock` is ready; retry on EWOULDBLOCK. A string
+        `op` names a method of `sock`, looked up at each try (so a wrapped or
+        patched socket is honoured)."""
+        if isinstance(op, str):
+            op = functools.partial(_call_method, sock, op)
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
@@ -121,7 +129,7 @@ class SocketsMixin(BaseEventLoop):
             return sock.recv(n)
         except _WOULD_BLOCK:
             pass
-        return await self._sock_wait(sock, False, sock.recv, n)  # type: ignore[no-any-return]
+        return await self._sock_wait(sock, False, "recv", n)  # type: ignore[no-any-return]
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into the writable buffer `buf`; return the byte count."""
@@ -130,7 +138,7 @@ class SocketsMixin(BaseEventLoop):
             return sock.recv_into(buf)
         except _WOULD_BLOCK:
             pass
-        return await self._sock_wait(sock, False, sock.recv_into, buf)  # type: ignore[no-any-return]
+        return await self._sock_wait(sock, False, "recv_into", buf)  # type: ignore[no-any-return]
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         """Receive a datagram of at most `bufsize` bytes: (data, address)."""
@@ -139,7 +147,7 @@ class SocketsMixin(BaseEventLoop):
             return sock.recvfrom(bufsize)
         except _WOULD_BLOCK:
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)  # type: ignore[no-any-return]
+        return await self._sock_wait(sock, False, "recvfrom", bufsize)  # type: ignore[no-any-return]
 
     async def sock_recvfrom_into(
         self, sock: socket.socket, buf: Any, nbytes: int = 0
@@ -150,7 +158,7 @@ class SocketsMixin(BaseEventLoop):
             return sock.recvfrom_into(buf, nbytes)
         except _WOULD_BLOCK:
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)  # type: ignore[no-any-return]
+        return await self._sock_wait(sock, False, "recvfrom_into", buf, nbytes)  # type: ignore[no-any-return]
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         """Send a datagram to `address`; return the byte count."""
@@ -159,7 +167,7 @@ class SocketsMixin(BaseEventLoop):
             return sock.sendto(data, address)
         except _WOULD_BLOCK:
             pass
-        return await self._sock_wait(sock, True, sock.sendto, data, address)  # type: ignore[no-any-return]
+        return await self._sock_wait(sock, True, "sendto", data, address)  # type: ignore[no-any-return]
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send all of `data`, waiting for buffer space as often as needed."""
@@ -221,6 +229,6 @@ class SocketsMixin(BaseEventLoop):
         try:
             conn, address = sock.accept()
         except _WOULD_BLOCK:
-            conn, address = await self._sock_wait(sock, False, sock.accept)
+            conn, address = await self._sock_wait(sock, False, "accept")
         conn.setblocking(False)
         return conn, address
