@@ -80,7 +80,8 @@ def parse_treadle(data: bytes | list[bytes], limits: Limits = BIG_LIMITS) -> Ver
                     head = None
     except HTTPError as exc:
         return Verdict(False, messages, error=exc, detail=exc.detail)
-    complete = head is None and not parser.head_pending
+    # Empty lines skipped after the last message do not start a new one.
+    complete = head is None and not parser.trailing_data
     if parser.state in (ParserState.CLOSED, ParserState.PAUSED):
         complete = True
     return Verdict(True, messages, complete=complete)
@@ -144,8 +145,6 @@ def parse_llhttp(data: bytes | list[bytes]) -> Verdict:
     try:
         for piece in pieces:
             parser.feed_data(piece)
-            if collector.messages and not parser.should_keep_alive():
-                break
     except httptools.HttpParserUpgrade:
         return Verdict(True, collector.messages)
     except httptools.HttpParserError as exc:
@@ -168,6 +167,8 @@ def parse_h11(data: bytes | list[bytes]) -> Verdict:
     body: list[bytes] = []
     try:
         for piece in pieces:
+            if not piece:
+                continue  # receive_data(b"") means EOF to h11
             conn.receive_data(piece)
             while True:
                 event = conn.next_event()
@@ -192,10 +193,7 @@ def parse_h11(data: bytes | list[bytes]) -> Verdict:
                         )
                     )
                     head = None
-                    if (
-                        conn.their_state is h11.MUST_CLOSE
-                        or conn.their_state is h11.SWITCHED_PROTOCOL
-                    ):
+                    if conn.their_state in (h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL):
                         return Verdict(True, messages)
                     conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
                     conn.send(h11.EndOfMessage())

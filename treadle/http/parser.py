@@ -562,6 +562,7 @@ class RequestParser:
         "_body_seen",
         "_buf",
         "_limits",
+        "_lines_checked",
         "_method",
         "_pos",
         "_remaining",
@@ -582,6 +583,7 @@ class RequestParser:
         self._request: Request | None = None  # the message being parsed
         self._method = b""
         self._scan = 0  # where incremental checks of an incomplete head resume
+        self._lines_checked = 0  # end of the field lines of that head already judged
         self._skipped = 0  # empty lines skipped before this request line
 
     # -- input -------------------------------------------------------------------
@@ -596,6 +598,7 @@ class RequestParser:
         else:
             self._buf = self._buf[pos:] + data
             self._scan -= pos
+            self._lines_checked -= pos
         self._pos = 0
 
     def feed_eof(self) -> None:
@@ -723,6 +726,7 @@ class RequestParser:
         request = _frame(method, target, version, fields, limits)
         self._pos = end + 4
         self._scan = 0
+        self._lines_checked = 0
         self._skipped = 0
         self._request = request
         self._method = method
@@ -757,6 +761,12 @@ class RequestParser:
         if not request_line_done:
             if checked_to - start > limits.max_request_line:
                 raise HTTPError(414, "request line too long")
+            # A method is a token followed by SP: garbage is refused at once.
+            m = _TOKEN.match(buf, start, checked_to)
+            if checked_to > start and (
+                m is None or (m.end() < checked_to and buf[m.end()] != 0x20)
+            ):
+                raise _diagnose_request_line(buf[start:checked_to])
             return
         # The request line is complete: judge it now rather than after the headers.
         _parse_request_line(buf[start:line_end], limits)
@@ -768,6 +778,13 @@ class RequestParser:
             last_line = block_start
         if checked_to - last_line > limits.max_field_size:
             raise HTTPError(431, "header line too long")
+        # Judge field lines as they complete, so a broken one is refused now and
+        # not after the client has finished (or never finishes) the head.
+        first = max(self._lines_checked, block_start)
+        if last_line > first:
+            if _FIELD_BLOCK.fullmatch(buf, first, last_line) is None:
+                raise _diagnose_fields(buf[first:last_line])
+            self._lines_checked = last_line
         if buf.count(b"\r\n", block_start, end) > limits.max_headers:
             raise HTTPError(431, "too many header fields")
 
