@@ -662,10 +662,11 @@ class HTTPServerProtocol(asyncio.Protocol):
     def _on_parse_error(self, exc: HTTPError) -> None:
         logger.debug("bad request from %s: %s", self._peer(), exc)
         self._parse_failed = True
-        self._closing = True
         parsing = self._parsing
         if parsing is not None and parsing is not EMPTY_BODY:
-            # The error is in a body the handler is (or will be) reading.
+            # The error is in a body the handler is (or will be) reading; the
+            # connection cannot go on after that request.
+            self._closing = True
             parsing.set_exception(exc)
             self._parsing = None
             if self._current is None and not self._queue:

@@ -1,0 +1,766 @@
+"""The server protocol over real sockets on 127.0.0.1, on Treadle's loop and the
+stdlib loop: keep-alive, pipelining, 100-continue, chunked bodies both ways,
+timeouts, limits, errors, back-pressure, upgrade and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.conftest import run
+from treadle.http import (
+    Body,
+    HTTPError,
+    HTTPServer,
+    Limits,
+    Request,
+    ResponseWriter,
+    ServerConfig,
+)
+
+App = Callable[[Request, Body, ResponseWriter], Awaitable[None]]
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+
+async def read_response(reader: asyncio.StreamReader, *, head: bool = False) -> Response:
+    """Read one response: by Content-Length, chunked, or to EOF."""
+    raw = await reader.readuntil(b"\r\n\r\n")
+    lines = raw[:-4].decode("latin-1").split("\r\n")
+    _, status, reason = lines[0].split(" ", 2)
+    headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+    resp = Response(int(status), reason, headers, b"")  # type: ignore[arg-type]
+    if head or resp.status < 200 or resp.status in (204, 304):
+        return resp
+    length = resp.header("Content-Length")
+    if length is not None:
+        resp.body = await reader.readexactly(int(length))
+    elif resp.header("Transfer-Encoding") == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+            if size == 0:
+                break
+            resp.body += await reader.readexactly(size)
+            assert await reader.readexactly(2) == b"\r\n"
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, value = line[:-2].decode().split(": ", 1)
+            resp.trailers.append((name, value))
+    else:
+        resp.body = await reader.read()
+    return resp
+
+
+@asynccontextmanager
+async def serve(
+    app: App, config: ServerConfig | None = None
+) -> AsyncIterator[tuple[int, HTTPServer]]:
+    """Serve `app` on 127.0.0.1 (a free port); shut down gracefully on the way out."""
+    loop = asyncio.get_running_loop()
+    http = HTTPServer(app, config or ServerConfig())
+    server = await loop.create_server(http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield port, http
+    finally:
+        server.close()
+        await http.shutdown(timeout=5)
+        await server.wait_closed()
+
+
+@asynccontextmanager
+async def connect(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+
+
+async def echo(request: Request, body: Body, response: ResponseWriter) -> None:
+    """Answers with the method, target and body it received."""
+    data = await body.read()
+    text = f"{request.method} {request.target} ".encode() + data
+    await response.send(200, [("Content-Type", "text/plain")], text)
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closed the connection (EOF or reset) within 10 s."""
+    try:
+        return await asyncio.wait_for(reader.read(), 10) == b""
+    except ConnectionResetError:
+        return True
+
+
+GET = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+# -- basics -------------------------------------------------------------------------
+
+
+def test_keep_alive(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, http), connect(port) as (reader, writer):
+            for i in range(3):
+                writer.write(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                resp = await read_response(reader)
+                assert resp.status == 200 and resp.body == b"GET /%d " % i
+                assert resp.header("Connection") is None
+                assert resp.header("Date") is not None
+                assert resp.header("Content-Length") == str(len(resp.body))
+            assert http.connections == 1
+
+    run(loop, main())
+
+
+def test_http_1_0_keep_alive_and_close(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            resp = await read_response(reader)
+            assert resp.header("Connection") == "keep-alive" and resp.body == b"GET /a "
+            writer.write(b"GET /b HTTP/1.0\r\n\r\n")
+            resp = await read_response(reader)
+            assert resp.header("Connection") == "close" and resp.body == b"GET /b "
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_connection_close_is_honoured(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + GET)
+            resp = await read_response(reader)
+            assert resp.status == 200 and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)  # the pipelined GET is not answered
+
+    run(loop, main())
+
+
+def test_application_asks_to_close(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.send(200, [("Connection", "close")], b"bye")
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            resp = await read_response(reader)
+            assert resp.header("Connection") == "close" and resp.body == b"bye"
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_hundred_pipelined_requests_answered_in_order(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        n = int(request.path[1:])
+        if n % 3 == 0:
+            await asyncio.sleep(0)  # some handlers suspend, some finish at once
+        await response.send(200, [], request.path.encode() + b"|" + await body.read())
+
+    async def main() -> None:
+        config = ServerConfig(max_pipelined=8)  # the queue fills and drains many times
+        async with serve(app, config) as (port, _), connect(port) as (reader, writer):
+            batch = b""
+            for i in range(100):
+                if i % 2:
+                    batch += b"POST /%d HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok" % i
+                else:
+                    batch += b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i
+            writer.write(batch)
+            for i in range(100):
+                resp = await read_response(reader)
+                assert resp.body == b"/%d|" % i + (b"ok" if i % 2 else b"")
+
+    run(loop, main())
+
+
+def test_head_and_bodiless_statuses(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        status = int(request.path[1:])
+        await response.send(status, [], b"" if status in (204, 304) else b"twelve bytes")
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"HEAD /200 HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = await read_response(reader, head=True)
+            assert resp.status == 200 and resp.header("Content-Length") == "12"
+            for status in (204, 304):
+                writer.write(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % status)
+                resp = await read_response(reader)
+                assert resp.status == status and resp.header("Content-Length") is None
+            writer.write(GET.replace(b"/x", b"/200"))
+            resp = await read_response(reader)  # in step: no stray body bytes before
+            assert resp.body == b"twelve bytes"
+
+    run(loop, main())
+
+
+def test_current_task_and_timeout_work_in_the_first_step(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    seen: list[object] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        task = asyncio.current_task()
+        seen.append(task)
+        async with asyncio.timeout(5):
+            assert asyncio.current_task() is task
+            await response.send(200, [], b"ok")
+        await asyncio.sleep(0)
+        assert asyncio.current_task() is task
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET + GET)
+            assert (await read_response(reader)).body == b"ok"
+            assert (await read_response(reader)).body == b"ok"
+        assert len(seen) == 2 and all(isinstance(t, asyncio.Task) for t in seen)
+        assert seen[0] is not seen[1]
+
+    run(loop, main())
+
+
+# -- bodies ---------------------------------------------------------------------------
+
+
+def test_expect_100_continue(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
+            interim = await read_response(reader)
+            assert (interim.status, interim.reason) == (100, "Continue")
+            writer.write(b"hello")
+            resp = await read_response(reader)
+            assert resp.status == 200 and resp.body == b"POST /up hello"
+
+    run(loop, main())
+
+
+def test_expect_100_continue_refused_without_reading(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.send(401, [], b"no")  # never reads: no 100 is sent
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
+            resp = await read_response(reader)
+            assert resp.status == 401 and resp.header("Connection") is None
+            # The client never sent its body and the server cannot know whether it
+            # will: the connection is closed rather than left out of step.
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_chunked_request_and_response(loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[object] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        seen.append(request.chunked)
+        await response.start(200, [("Content-Type", "application/octet-stream")])
+        async for piece in body.iter_chunked(4):
+            assert len(piece) <= 4
+            await response.write(piece.upper())
+        await response.write_eof()
+        seen.append(body.trailers.get("x-check"))
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5;ext=1\r\nhello\r\n"
+            )
+            await asyncio.sleep(0.01)
+            writer.write(b"6\r\n world\r\n0\r\nX-Check: 1\r\n\r\n")
+            resp = await read_response(reader)
+            assert resp.header("Transfer-Encoding") == "chunked"
+            assert resp.body == b"HELLO WORLD"
+        assert seen == [True, "1"]
+
+    run(loop, main())
+
+
+def test_streaming_with_content_length_and_http_1_0(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.path == "/known":
+            await response.start(200, [], content_length=6)
+        else:
+            await response.start(200, [])
+        await response.write(b"abc")
+        await response.write_eof(b"def")
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"GET /known HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = await read_response(reader)
+            assert resp.header("Content-Length") == "6" and resp.body == b"abcdef"
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"GET /unknown HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            resp = await read_response(reader)  # no chunked for 1.0: delimited by close
+            assert resp.header("Transfer-Encoding") is None
+            assert resp.header("Connection") == "close" and resp.body == b"abcdef"
+
+    run(loop, main())
+
+
+def test_oversized_body_refused_with_413_without_reading_it(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    called: list[Request] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        called.append(request)
+        await response.send(200, [], b"no")
+
+    async def main() -> None:
+        config = ServerConfig(limits=Limits(max_body_size=1000))
+        async with serve(app, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n")
+            writer.write(b"x" * 10000)  # a little of the 100 MB: the rest never comes
+            resp = await read_response(reader)
+            assert resp.status == 413 and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)
+        assert called == []
+
+    run(loop, main())
+
+
+def test_oversized_chunked_body_gives_413_to_the_reader(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        config = ServerConfig(limits=Limits(max_body_size=10))
+        async with serve(echo, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+            )
+            resp = await read_response(reader)
+            assert resp.status == 413 and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_large_body_streams_through_back_pressure(loop: asyncio.AbstractEventLoop) -> None:
+    total = 4 * 1024 * 1024
+    max_buffered: list[int] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        n = 0
+        while piece := await body.readany():
+            max_buffered.append(body.buffered)
+            n += len(piece)
+            await asyncio.sleep(0)  # a handler slower than the client
+        await response.send(200, [], str(n).encode())
+
+    async def main() -> None:
+        config = ServerConfig(limits=Limits(max_body_size=total), body_buffer=64 * 1024)
+        async with serve(app, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % total)
+            chunk = b"z" * 65536
+            for _ in range(total // len(chunk)):
+                writer.write(chunk)
+                await writer.drain()
+            resp = await read_response(reader)
+            assert resp.body == str(total).encode()
+
+    run(loop, main())
+
+
+def test_response_back_pressure_waits_for_the_client(loop: asyncio.AbstractEventLoop) -> None:
+    sizes: list[int] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.start(200, [], content_length=64 * 256 * 1024)
+        transport = response._conn._transport
+        assert transport is not None
+        transport.set_write_buffer_limits(high=256 * 1024)
+        for _ in range(64):
+            await response.write(b"y" * 256 * 1024)
+            sizes.append(transport.get_write_buffer_size())
+        await response.write_eof()
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            await asyncio.sleep(0.05)  # let the server fill the socket buffers
+            resp = await read_response(reader)
+            assert len(resp.body) == 64 * 256 * 1024
+        # Every write came back with the buffer at most one piece over the mark:
+        # without drain() it would have grown to the whole 16 MiB.
+        assert max(sizes) <= 2 * 256 * 1024
+
+    run(loop, main())
+
+
+# -- time -------------------------------------------------------------------------------
+
+
+def test_slow_loris_is_cut_off_by_the_header_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        config = ServerConfig(header_timeout=0.3)
+        async with serve(echo, config) as (port, _), connect(port) as (reader, writer):
+            head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 500
+            answer = asyncio.ensure_future(reader.read())
+            sent = 0
+            while sent < len(head) and not answer.done():  # a byte every 20 ms: 10 s in all
+                try:
+                    writer.write(head[sent : sent + 1])
+                    await writer.drain()
+                except ConnectionError:
+                    break
+                sent += 1
+                await asyncio.sleep(0.02)
+            received = await asyncio.wait_for(answer, 10)
+            assert sent < len(head)  # cut off long before the head could complete
+            assert received.startswith(b"HTTP/1.1 408 ")
+            assert b"Connection: close" in received
+
+    run(loop, main())
+
+
+def test_silent_connection_is_closed_by_the_header_timeout(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    async def main() -> None:
+        config = ServerConfig(header_timeout=0.2)
+        async with serve(echo, config) as (port, _), connect(port) as (reader, _writer):
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_idle_keep_alive_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        config = ServerConfig(keepalive_timeout=0.2)
+        async with serve(echo, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            assert (await read_response(reader)).status == 200
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+def test_body_read_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        config = ServerConfig(body_timeout=0.2)
+        async with serve(echo, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            resp = await read_response(reader)
+            assert resp.status == 408 and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: t\n\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS hello
+    ],
+    ids=["space-before-colon", "bare-lf", "http2", "long-line", "long-field", "gzip", "tls"],
+)
+def test_bad_requests_get_a_clean_answer_and_close(
+    loop: asyncio.AbstractEventLoop, request_bytes: bytes, status: int
+) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET + request_bytes + GET)
+            first = await read_response(reader)
+            assert first.status == 200  # the good request before it is answered
+            resp = await read_response(reader)
+            assert resp.status == status and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)  # and nothing after it
+
+    run(loop, main())
+
+
+def test_handler_exception_gives_500_and_others_are_served(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.path == "/boom":
+            raise RuntimeError("secret detail")
+        await response.send(200, [], b"fine")
+
+    async def main() -> None:
+        async with serve(app) as (port, _):
+            async with connect(port) as (reader, writer):
+                writer.write(GET.replace(b"/x", b"/boom"))
+                resp = await read_response(reader)
+                assert resp.status == 500 and b"secret" not in resp.body
+                assert resp.header("Connection") == "close"
+                assert await closed_by_server(reader)
+            async with connect(port) as (reader, writer):
+                writer.write(GET)
+                assert (await read_response(reader)).body == b"fine"
+
+    with caplog.at_level(logging.ERROR, logger="treadle.http"):
+        run(loop, main())
+    logged = [r for r in caplog.records if r.exc_info and "secret detail" in str(r.exc_info[1])]
+    assert logged  # the traceback went to the log
+
+
+@pytest.mark.parametrize(
+    "misuse",
+    ["crlf-in-header", "write-after-eof", "no-response", "too-many-bytes", "body-on-204"],
+)
+def test_api_misuse_raises_and_the_client_gets_500(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture, misuse: str
+) -> None:
+    errors: list[BaseException] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        try:
+            if misuse == "crlf-in-header":
+                await response.send(200, [("X-Evil", "a\r\nSet-Cookie: stolen=1")], b"")
+            elif misuse == "write-after-eof":
+                await response.start(200, [])
+                await response.write_eof(b"done")
+                await response.write(b"more")
+            elif misuse == "too-many-bytes":
+                await response.start(200, [], content_length=2)
+                await response.write(b"abc")
+            elif misuse == "body-on-204":
+                await response.send(204, [], b"body")
+        except (ValueError, RuntimeError) as exc:
+            errors.append(exc)
+            raise
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            data = await asyncio.wait_for(reader.read(), 10)
+            assert b"stolen" not in data
+            if misuse in ("crlf-in-header", "no-response", "body-on-204"):
+                assert data.startswith(b"HTTP/1.1 500 ")
+
+    with caplog.at_level(logging.CRITICAL, logger="treadle.http"):
+        run(loop, main())
+    if misuse != "no-response":
+        assert len(errors) == 1
+        assert any(word in str(errors[0]) for word in ("X-Evil", "after", "more body", "204"))
+
+
+def test_client_disconnects_mid_request(loop: asyncio.AbstractEventLoop) -> None:
+    outcome: asyncio.Future[BaseException] = loop.create_future()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        try:
+            await body.read()
+        except BaseException as exc:
+            outcome.set_result(exc)
+            raise
+
+    async def main() -> None:
+        async with serve(app) as (port, http):
+            async with connect(port) as (_, writer):
+                writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            exc = await asyncio.wait_for(outcome, 10)
+            assert isinstance(exc, (ConnectionResetError, HTTPError))
+            for _ in range(100):
+                if http.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert http.connections == 0
+
+    run(loop, main())
+
+
+def test_garbage_never_crashes_the_server(loop: asyncio.AbstractEventLoop) -> None:
+    junk = [
+        b"\x00" * 100,
+        b"\r\n" * 5000,
+        b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200,
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab",  # then EOF
+        bytes(range(256)) * 4,
+    ]
+
+    async def main() -> None:
+        async with serve(echo, ServerConfig(header_timeout=2)) as (port, http):
+            for data in junk:
+                async with connect(port) as (reader, writer):
+                    writer.write(data)
+                    writer.write_eof()
+                    await asyncio.wait_for(reader.read(), 10)
+            async with connect(port) as (reader, writer):
+                writer.write(GET)
+                assert (await read_response(reader)).status == 200
+            for _ in range(100):
+                if http.connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert http.connections == 0
+
+    run(loop, main())
+
+
+def test_requests_then_half_close_are_all_answered(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET * 5)
+            writer.write_eof()
+            for _ in range(5):
+                assert (await read_response(reader)).status == 200
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
+# -- upgrade and shutdown ----------------------------------------------------------------
+
+
+class Echo(asyncio.Protocol):
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data[::-1])
+
+
+def test_upgrade_hands_the_connection_over(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if not request.upgrade:
+            await response.send(426, [], b"upgrade required")
+            return
+        await response.send(101, [("Connection", "Upgrade"), ("Upgrade", "reverse")])
+        transport, rest = response.detach()
+        protocol = Echo(transport)
+        transport.set_protocol(protocol)
+        if rest:
+            protocol.data_received(rest)
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: reverse\r\n\r\nabc"
+            )
+            resp = await read_response(reader)
+            assert resp.status == 101 and resp.header("Upgrade") == "reverse"
+            assert await reader.readexactly(3) == b"cba"
+            writer.write(b"hello")
+            assert await reader.readexactly(5) == b"olleh"
+
+    run(loop, main())
+
+
+def test_declined_upgrade_carries_on_with_http(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"GET /u HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n" + GET
+            )
+            assert (await read_response(reader)).body == b"GET /u "
+            assert (await read_response(reader)).body == b"GET /x "
+
+    run(loop, main())
+
+
+def test_graceful_shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.path == "/slow":
+            started.set()
+            await release.wait()
+        await response.send(200, [], b"done")
+
+    async def main() -> None:
+        http = HTTPServer(app)
+        server = await loop.create_server(http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with connect(port) as (idle_r, idle_w), connect(port) as (busy_r, busy_w):
+            idle_w.write(GET)
+            assert (await read_response(idle_r)).status == 200  # now idle, kept alive
+            busy_w.write(GET.replace(b"/x", b"/slow"))
+            await started.wait()
+            server.close()
+            shutdown = asyncio.ensure_future(http.shutdown(timeout=10))
+            assert await closed_by_server(idle_r)  # the idle one goes at once
+            assert not shutdown.done()
+            release.set()
+            resp = await read_response(busy_r)  # the in-flight one finishes
+            assert resp.body == b"done" and resp.header("Connection") == "close"
+            assert await closed_by_server(busy_r)
+            await shutdown
+            assert http.connections == 0
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_shutdown_aborts_what_outlives_the_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await asyncio.sleep(3600)
+
+    async def main() -> None:
+        http = HTTPServer(app)
+        server = await loop.create_server(http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with connect(port) as (reader, writer):
+            writer.write(GET)
+            await asyncio.sleep(0.05)
+            server.close()
+            await http.shutdown(timeout=0.1)
+            assert await closed_by_server(reader)
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_runs_with_a_plain_socket_client(loop: asyncio.AbstractEventLoop) -> None:
+    # A blocking client in a thread: no asyncio on the client side at all.
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+    async def main() -> None:
+        async with serve(echo) as (port, _):
+            data = await loop.run_in_executor(None, client, port)
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"GET /plain ")
+
+    run(loop, main())
