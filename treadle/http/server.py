@@ -390,6 +390,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_pumping",
         "_queue",
         "_reading_paused",
+        "_resumed",
         "_server",
         "_server_line",
         "_task",
@@ -426,6 +427,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._current: tuple[Request, Body, ResponseWriter] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pumping = False
+        self._resumed = False  # a declined upgrade let the parser go on
         self._closing = False  # no further requests: close once the current one is done
         self._parse_failed = False
         self._peer_eof = False
@@ -509,9 +511,14 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._pumping = True
         try:
             while True:
+                self._resumed = False
                 capped = self._pull()
                 self._dispatch()
-                if not capped or self._current is not None or self._transport is None:
+                if self._current is not None or self._transport is None or self._upgraded:
+                    break
+                # Go round again if the parser stopped for us, not for want of
+                # bytes: the queue was full, or a declined upgrade resumed it.
+                if not capped and not self._resumed:
                     break
         finally:
             self._pumping = False
@@ -651,6 +658,7 @@ class HTTPServerProtocol(asyncio.Protocol):
 
         if self._parser.state == ParserState.PAUSED:
             self._parser.resume()  # an upgrade or CONNECT declined: carry on with HTTP
+            self._resumed = True
 
         if self._closing:
             self._close_transport()
