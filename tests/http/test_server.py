@@ -404,6 +404,23 @@ def test_large_body_streams_through_back_pressure(loop: asyncio.AbstractEventLoo
     run(loop, main())
 
 
+def test_a_handler_that_drains_the_body_at_once_is_not_stalled(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The body arrives faster than body_buffer allows, and the handler (run
+    # eagerly on 3.12+) takes it all in its first step: reading must resume.
+    async def main() -> None:
+        config = ServerConfig(body_buffer=1024, body_timeout=5)
+        async with serve(echo, config) as (port, _), connect(port) as (reader, writer):
+            body = bytes(range(256)) * 400
+            writer.write(b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
+            writer.write(body)
+            resp = await read_response(reader)
+            assert resp.status == 200 and resp.body == b"POST /b " + body
+
+    run(loop, main())
+
+
 def test_response_back_pressure_waits_for_the_client(loop: asyncio.AbstractEventLoop) -> None:
     sizes: list[int] = []
 

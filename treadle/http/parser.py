@@ -166,7 +166,6 @@ class Request:
         target: str,
         version: tuple[int, int],
         headers: Headers,
-        *,
         keep_alive: bool = True,
         expect_continue: bool = False,
         upgrade: bool = False,
@@ -278,7 +277,6 @@ _REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/([0-9])\.(
 # A whole field block, every line `name:value CRLF`: a space before the colon or
 # at the start of a line (obs-fold) does not match, nor does any CTL in a value.
 _FIELD_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:" + _VALUE_CHARS + rb"*\r\n)*")
-_FIELD = re.compile(rb"(" + _TCHAR + rb"+):[\t ]*(" + _VALUE_CHARS + rb"*?)[\t ]*\r\n")
 _TOKEN = re.compile(_TCHAR + rb"+")
 _ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[\x21-\x7e]*")
@@ -332,7 +330,10 @@ def _excerpt(data: bytes, limit: int = 40) -> str:
 def _split_list(value: bytes) -> list[bytes]:
     """The lower-cased members of a comma-separated list field, empty ones dropped
     (RFC 9110 5.6.1 asks recipients to ignore empty list elements)."""
-    return [item for item in (part.strip(b" \t").lower() for part in value.split(b",")) if item]
+    value = value.lower()
+    if b"," not in value:  # the common case: one member
+        return [value] if value else []
+    return [item for item in (part.strip(b" \t") for part in value.split(b",")) if item]
 
 
 def _bad_line_endings(data: bytes) -> HTTPError | None:
@@ -393,15 +394,22 @@ def _parse_fields(block: bytes, limits: Limits, what: str) -> list[tuple[bytes, 
         raise HTTPError(431, f"{what} section too large")
     if _FIELD_BLOCK.fullmatch(block) is None:
         raise _diagnose_fields(block)
-    pairs = _FIELD.findall(block)
-    if len(pairs) > limits.max_headers:
+    # The block is valid, so splitting it is plain: every line is name:value.
+    # (Splitting in Python measured faster than a findall with lazy groups.)
+    lines = block.split(b"\r\n")
+    lines.pop()  # the empty string after the last CRLF
+    if len(lines) > limits.max_headers:
         raise HTTPError(431, f"too many {what} fields")
     if len(block) > limits.max_field_size:
         # Only a block longer than the line limit can hold a line that is.
         limit = limits.max_field_size
-        if any(len(line) > limit for line in block.split(b"\r\n")):
+        if any(len(line) > limit for line in lines):
             raise HTTPError(431, f"{what} line too long")
-    return [(name.lower(), name, value) for name, value in pairs]
+    fields = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        fields.append((name.lower(), name, value.strip(b" \t")))
+    return fields
 
 
 def _diagnose_fields(block: bytes) -> HTTPError:
@@ -539,11 +547,11 @@ def _frame(
         target.decode("ascii"),
         version,
         Headers._from_triples(fields),
-        keep_alive=keep_alive,
-        expect_continue=expect_continue,
-        upgrade=upgrade,
-        content_length=content_length,
-        chunked=chunked,
+        keep_alive,
+        expect_continue,
+        upgrade,
+        content_length,
+        chunked,
     )
 
 

@@ -226,6 +226,17 @@ class ResponseWriter:
         if the head has not gone out yet)."""
         self._close = True
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The connection's transport information (`peername`, `sockname`,
+        `sslcontext`, ...; `transport` gives the transport itself), or
+        `default` once the connection is gone."""
+        transport = self._conn._transport
+        if transport is None:
+            return default
+        if name == "transport":
+            return transport
+        return transport.get_extra_info(name, default)
+
     def _head(self, status: int, headers: HeaderPairs, reason: str | None, framing: bytes) -> bytes:
         if self._state != _IDLE:
             raise RuntimeError("the response head was already sent")
@@ -514,15 +525,20 @@ class HTTPServerProtocol(asyncio.Protocol):
                 self._resumed = False
                 capped = self._pull()
                 self._dispatch()
-                if self._current is not None or self._transport is None or self._upgraded:
+                if self._transport is None or self._upgraded:
                     break
                 # Go round again if the parser stopped for us, not for want of
-                # bytes: the queue was full, or a declined upgrade resumed it.
-                if not capped and not self._resumed:
-                    break
+                # bytes, and that reason is gone: a handler (run eagerly) made
+                # room in the queue or drained the body buffer, or a declined
+                # upgrade resumed the parser.
+                if capped and not self._full():
+                    continue
+                if self._resumed and self._current is None:
+                    continue
+                break
         finally:
             self._pumping = False
-        self._update_reading(capped)
+        self._update_reading(self._full())
         if self._current is None and not self._queue:
             if self._peer_eof:
                 self._close_transport()  # everything the client sent is answered
@@ -531,17 +547,31 @@ class HTTPServerProtocol(asyncio.Protocol):
                 # arrive whole, however it dribbles in.
                 self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
 
+    def _full(self) -> bool:
+        """Whether parsing must wait: the queue is full, or the body being
+        received has as many unread bytes as the handler may fall behind by
+        (and the handler is not waiting for more, as `read()` to EOF does)."""
+        if len(self._queue) >= self._config.max_pipelined:
+            return True
+        parsing = self._parsing
+        return (
+            parsing is not None
+            and parsing._size >= self._config.body_buffer
+            and parsing._waiter is None
+        )
+
     def _pull(self) -> bool:
         """Turn parser events into queued requests and body bytes. Returns True if
         it stopped because the queue or a body buffer is full."""
         parser = self._parser
         queue = self._queue
         limit = self._config.max_pipelined
+        body_buffer = self._config.body_buffer
         while True:
             if len(queue) >= limit:
                 return True
             parsing = self._parsing
-            if parsing is not None and parsing._size >= self._config.body_buffer:
+            if parsing is not None and parsing._size >= body_buffer and parsing._waiter is None:
                 return True
             try:
                 event = parser.next_event()

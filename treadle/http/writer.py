@@ -58,6 +58,12 @@ _NAME_CACHE_MAX: Final = 512
 
 _status_lines: dict[int, bytes] = {}
 
+# Header pairs already validated, with their line: most responses repeat the
+# same few (Content-Type, Cache-Control...), and validating them is a measured
+# per-response cost. Bounded: once full, new pairs are validated every time.
+_line_cache: dict[object, str] = {}
+_LINE_CACHE_MAX: Final = 1024
+
 
 def status_line(status: int, reason: str | None = None) -> bytes:
     """`HTTP/1.1 <status> <reason>\\r\\n`; the reason defaults to the standard one."""
@@ -105,7 +111,16 @@ def encode_fields(headers: HeaderPairs, *, pass_connection: bool = False) -> tup
     items = headers.items() if isinstance(headers, Mapping) else headers
     lines: list[str] = []
     flags = 0
-    for name, value in items:
+    cache = _line_cache
+    for pair in items:
+        try:
+            line = cache.get(pair) if type(pair) is tuple else None
+        except TypeError:  # unhashable: the checks below say what is wrong
+            line = None
+        if line is not None:
+            lines.append(line)
+            continue
+        name, value = pair
         if isinstance(name, bytes):
             name = name.decode("latin-1")
         if isinstance(value, bytes):
@@ -128,7 +143,12 @@ def encode_fields(headers: HeaderPairs, *, pass_connection: bool = False) -> tup
             continue
         if lname == "date":
             flags |= HAS_DATE
-        lines.append(f"{name}: {value}\r\n")
+            lines.append(f"{name}: {value}\r\n")
+            continue
+        line = f"{name}: {value}\r\n"
+        if len(cache) < _LINE_CACHE_MAX and type(pair) is tuple:
+            cache[pair] = line  # proved valid; plain fields only, no flags
+        lines.append(line)
     return "".join(lines), flags
 
 
