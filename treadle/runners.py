@@ -23,7 +23,7 @@ _T = TypeVar("_T")
 
 def new_event_loop() -> EventLoop:
     """Return a new Treadle event loop."""
-    return EventLoop()  # type: ignore[abstract]  # networking methods come later
+    return EventLoop()
 
 
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
