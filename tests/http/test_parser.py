@@ -783,3 +783,23 @@ def test_http_error_reason_and_str() -> None:
     assert err.reason == "Request Header Fields Too Large"
     assert str(err) == "431 Request Header Fields Too Large: too many"
     assert HTTPError(599, "x").reason == "Error"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",  # junk after the version
+        b"GET / HTTP/1.1\x00\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/\xef\xbc\x91.\xef\xbc\x91\r\nHost: a\r\n\r\n",  # fullwidth digits
+        b"GET / HTTP/1.1\xc3\x84\r\nHost: a\r\n\r\n",
+        b"G\xc3\x84T / HTTP/1.1\r\nHost: a\r\n\r\n",  # non-ASCII method
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x00Y: z\r\n\r\n",  # NUL in a name
+        b'GET / HTTP/1.1\r\nHost: a\r\n"X": z\r\n\r\n',  # a separator in a name
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x00\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\x00\r\n\r\nx",
+    ],
+)
+def test_lenient_parsing_cve_2023_47627_cve_2024_23829(data: bytes) -> None:
+    # aiohttp's pure-Python parser accepted all of these at some point.
+    assert refused(data).status in (400, 505)

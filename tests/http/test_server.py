@@ -208,6 +208,27 @@ def test_hundred_pipelined_requests_answered_in_order(loop: asyncio.AbstractEven
     run(loop, main())
 
 
+def test_pipelined_requests_are_parsed_at_most_max_pipelined_ahead_cve_2026_54273(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    queued: list[int] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        queued.append(len(response._conn._queue))  # requests parsed, not yet handled
+        await asyncio.sleep(0)
+        await response.send(200, [], b"ok")
+
+    async def main() -> None:
+        config = ServerConfig(max_pipelined=4)
+        async with serve(app, config) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET * 500)
+            for _ in range(500):
+                assert (await read_response(reader)).body == b"ok"
+        assert len(queued) == 500 and max(queued) <= 4
+
+    run(loop, main())
+
+
 def test_head_and_bodiless_statuses(loop: asyncio.AbstractEventLoop) -> None:
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
         status = int(request.path[1:])

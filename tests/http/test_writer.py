@@ -25,8 +25,12 @@ def test_status_lines() -> None:
     for bad in (99, 1000, "200"):
         with pytest.raises(ValueError, match="status"):
             status_line(bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="reason phrase"):
-        status_line(200, "OK\r\nX-Injected: 1")
+
+
+def test_no_splitting_through_the_reason_phrase_cve_2026_34519() -> None:
+    for reason in ("OK\r\nX-Injected: 1", "OK\nX: 1", "OK\x00"):
+        with pytest.raises(ValueError, match="reason phrase"):
+            status_line(200, reason)
 
 
 def test_fields_are_joined_in_order() -> None:
