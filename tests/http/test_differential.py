@@ -54,7 +54,7 @@ TREADLE_STRICTER: dict[str, str] = {
     "not supported": "12. only HTTP/1.0 and 1.1 (505)",
     "not allowed in trailers": "13. no framing fields in trailers",
     "malformed request line": "16. one SP between the parts of the request line",
-    "malformed HTTP version": "16. the version is HTTP/DIGIT.DIGIT",
+    "malformed HTTP version": "12. the version is HTTP/DIGIT.DIGIT",
     "obs-fold": "17. obs-fold is refused",
     "both Content-Length and Transfer-Encoding": "18. Content-Length with Transfer-Encoding",
     "closed in the middle": "(not a rule: the input ends inside a message)",

@@ -41,56 +41,68 @@ not suspend) and in an ordinary Task on 3.11; see `server`.
 
 Where Treadle is stricter than its peers, and why
 --------------------------------------------------
-Request smuggling and response splitting live in the places where one HTTP
-implementation is lenient and the next one on the path is not. Treadle refuses
-(400 and close, unless another status is named) wherever the RFC allows a choice
-and a peer has been burnt by leniency. Compared with llhttp (httptools, Node),
-h11 and aiohttp's pure-Python parser:
+Request smuggling and response splitting live where one HTTP implementation is
+lenient and the next one on the path is not. Treadle refuses (400 and close,
+unless another status is named) wherever the RFC allows a choice and a peer has
+been burnt by leniency. The peers named are llhttp 9 (httptools 0.9, strict
+mode), h11 0.16 and aiohttp's pure-Python parser; `tests/http/test_differential.py`
+checks each claim against the first two on every run.
 
-1. **Bare LF line endings are refused**, in the head, chunk lines and trailers;
-   RFC 9112 2.2 lets a recipient accept them, llhttp and h11 do. A bare LF is
-   where two parsers disagree about where a line ends.
-2. **A bare CR is refused** anywhere in the head (aiohttp CVE-2023-37276, llhttp
-   CVE-2023-30589).
-3. **Only exactly CRLF ends a chunk's data**; h11 accepted any two bytes
-   (CVE-2025-43859).
-4. **Chunk extensions are parsed by the grammar** (token, `=`, token or
-   quoted-string); h11 skips anything up to CRLF, and a LF inside an extension
-   was aiohttp's CVE-2024-52304.
-5. **A chunk size has at most 16 hex digits**; longer, even with leading zeros,
-   is an overflow (h11 allows 20).
-6. **`Transfer-Encoding` must be exactly `chunked`**: a known coding before it is
-   501 (Treadle decodes none), an unknown one 400, `chunked` twice 400. h11 and
-   llhttp accept `gzip, chunked` and pass the coded body up.
-7. **`Transfer-Encoding` in an HTTP/1.0 request is refused** (RFC 9112 6.1 calls
-   its framing faulty); the peers accept it.
-8. **`Content-Length` is plain ASCII digits, one value per field**: `5, 5` in one
-   field is refused (h11 accepts it); identical repeated fields are accepted,
-   differing ones refused (llhttp refuses any repeat). `int()` never sees raw
-   bytes (aiohttp CVE-2025-69224: non-ASCII digits).
-9. **Header values hold no control character but HTAB** (NUL, CR, LF, DEL and the
-   rest are refused); llhttp accepts some CTLs in values.
-10. **A duplicate `Host` is refused** (aiohttp CVE-2026-34525), a missing one in
-    HTTP/1.1 too, and so is a `Host` value with characters no host or port may
-    hold (`@`, `/`, spaces...): the peers pass any value up.
-11. **The request target is printable ASCII** in one of the four forms, each only
-    where it belongs: `*` only for OPTIONS, authority-form only (and always)
-    for CONNECT. llhttp accepts non-ASCII bytes in the target.
-12. **Versions other than 1.0 and 1.1 get 505**, including 1.2+ (which RFC 9110
-    2.5 lets a server treat as 1.1) and 0.9.
-13. **Trailers are parsed with the header rules and limits**, and a trailer may
-    not carry `Content-Length`, `Transfer-Encoding`, `Host` or `Connection`
-    (aiohttp CVE-2025-53643, CVE-2026-22815: trailers unparsed or unbounded).
-14. **Limits hold across reads**: a line split over many TCP segments meets the
-    same limit as one in a single segment (aiohttp CVE-2026-54277), and the
-    server parses at most `max_pipelined` requests ahead of the one being
-    answered (CVE-2026-54273).
-15. **Response header values with CR/LF raise `ValueError`** in the application
-    instead of being sent (uvicorn CVE-2020-7695).
+1. **Bare LF line endings are refused** in the head, chunk lines and trailers
+   (RFC 9112 2.2 lets a recipient accept them; h11 does). A bare LF is where
+   two parsers disagree about where a line ends.
+2. **A bare CR is refused** anywhere (aiohttp CVE-2023-37276, llhttp
+   CVE-2023-30589); llhttp and h11 still let one through in some positions.
+3. **Only exactly CRLF ends a chunk's data** (h11 CVE-2025-43859 accepted any
+   two bytes).
+4. **Chunk lines follow the grammar**: 1-16 hex digits, then `;name` or
+   `;name=token` / `;name="quoted"` extensions, no whitespace (RFC 9112 allows
+   BWS around `;` and `=`, which llhttp and h11 refuse too), no CR or LF inside
+   (aiohttp CVE-2024-52304). h11 skips anything up to CRLF.
+5. **A chunk size has at most 16 hex digits**, even with leading zeros; llhttp
+   and h11 accept 20.
+6. **`Transfer-Encoding` must be exactly `chunked`**: a known coding before it
+   is 501 (Treadle decodes none; llhttp accepts `gzip, chunked` and hands up a
+   coded body), an unknown one 400, `chunked` twice 400.
+7. **`Transfer-Encoding` in an HTTP/1.0 request is refused** (RFC 9112 6.1
+   calls its framing faulty); llhttp and h11 accept it.
+8. **`Content-Length` is plain ASCII digits, one value per field**: `3, 3` in
+   one field is refused (h11 accepts it), differing repeated fields are
+   refused. `int()` never sees unchecked bytes (aiohttp CVE-2025-69224).
+9. **Header values hold no control character but HTAB** (h11 accepts `\x01`
+   and DEL).
+10. **Exactly one `Host`**: a duplicate (aiohttp CVE-2026-34525) or, in
+    HTTP/1.1, a missing one is refused, as h11 does and llhttp does not; and a
+    `Host` value must look like `host[:port]` (no `@`, `/`, spaces...), which
+    neither peer checks.
+11. **The request target is printable ASCII in one of the four forms, each only
+    where it belongs**: `*` only for OPTIONS, authority-form only (and always)
+    for CONNECT. Both peers accept `GET *` and `CONNECT /`.
+12. **Versions other than 1.0 and 1.1 get 505**, including 1.2 (RFC 9110 2.5
+    lets a server treat it as 1.1; h11 does) and 2.0 (llhttp and h11 accept
+    `HTTP/2.0` on an HTTP/1 connection).
+13. **Trailers are parsed with the header rules and limits**, and may not carry
+    `Content-Length`, `Transfer-Encoding`, `Host` or `Connection` (aiohttp
+    CVE-2025-53643 and CVE-2026-22815; h11 accepts framing fields there).
+14. **Limits hold across reads** (aiohttp CVE-2026-54277), and the server
+    parses at most `max_pipelined` requests ahead of the one it is answering
+    (CVE-2026-54273).
+15. **An application cannot split a response**: a header value or reason
+    phrase with CR/LF raises `ValueError` (uvicorn CVE-2020-7695, aiohttp
+    CVE-2026-34519).
+16. **One SP between the parts of the request line** (llhttp accepts several).
+17. **obs-fold is refused** (h11 unfolds it).
+18. **`Content-Length` with `Transfer-Encoding` is refused** (h11 lets
+    Transfer-Encoding win; aiohttp's two parsers once disagreed,
+    CVE-2023-47641).
 
-Rules shared with the strict peers (no leniency anywhere): whitespace between a
-header name and its colon (llhttp CVE-2021-22959), obs-fold, non-token method
-or header name characters, `Content-Length` with `Transfer-Encoding`.
+Also refused, as by the strict peers: whitespace between a header name and its
+colon (llhttp CVE-2021-22959), non-token characters in a method or header name.
+
+Where Treadle accepts what a peer refuses, the RFC is on its side: any token is
+a method (llhttp knows a fixed list); identical repeated `Content-Length` fields
+are one value (RFC 9110 8.6; llhttp refuses them); empty lines before a request
+line are skipped (RFC 9112 2.2; h11 refuses them).
 """
 
 from __future__ import annotations
