@@ -319,6 +319,34 @@ def test_stream_echo_of_megabytes_with_flow_control(
     assert pauses > 0
 
 
+def test_concurrent_connections_keep_their_data_apart(
+    loop: asyncio.AbstractEventLoop, certs: Certs
+) -> None:
+    """Connections of one loop share its scratch buffer for decrypted data."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(100_000):
+            writer.write(data)
+        writer.close()
+
+    async def client(port: int, i: int) -> bool:
+        reader, writer, _ = await open_streams(port, client_context(certs))
+        payload = bytes([i]) * 300_000
+        writer.write(payload)
+        echoed = await reader.readexactly(len(payload))
+        writer.close()
+        await writer.wait_closed()
+        return echoed == payload
+
+    async def main() -> list[bool]:
+        server, port, _ = await tls_server(stream_handler(echo), server_context(certs))
+        results = await asyncio.gather(*(client(port, i) for i in range(20)))
+        await close_server(server)
+        return results
+
+    assert run(loop, main()) == [True] * 20
+
+
 def test_peer_backpressure_pauses_the_application(
     loop: asyncio.AbstractEventLoop, certs: Certs
 ) -> None:
