@@ -54,11 +54,12 @@ class ContentCoding:
     all = (gzip, deflate)
 
 
+# Reason phrases by status, looked up per response: an enum lookup is not free.
+_REASONS: dict[int, str] = {int(s): s.phrase for s in http.HTTPStatus}
+
+
 def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    return _REASONS.get(status, "")
 
 
 def _parse_codings(accept: str) -> dict[str, float]:
@@ -100,9 +101,14 @@ class StreamResponse:
         reason: str | None = None,
         headers: HeadersLike | None = None,
     ) -> None:
-        self._status = 200
-        self._reason = ""
-        self.set_status(status, reason)
+        if reason is None and type(status) is int and 100 <= status <= 999:
+            # The common case, without set_status()'s checks of a reason.
+            self._status = status
+            self._reason = _REASONS.get(status, "")
+        else:
+            self._status = 200
+            self._reason = ""
+            self.set_status(status, reason)
         self._headers: CIMultiDict[str] = CIMultiDict(headers) if headers else CIMultiDict()
         self._cookies: SimpleCookie | None = None
         self._keep_alive: bool | None = None
@@ -318,8 +324,7 @@ class StreamResponse:
         """The fields to send and the Content-Length hint (framing removed)."""
         length: int | None = None
         pairs: list[tuple[str, str]] = []
-        for name, value in self._headers.items():
-            lname = name.lower()
+        for lname, name, value in self._headers._items:
             if lname == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise ValueError(f"invalid Content-Length header {value!r}")
@@ -360,7 +365,8 @@ class StreamResponse:
         if self._writer is not None:
             return self._writer
         self._request = request
-        await request._prepare_hook(self)
+        if request._has_prepare_hooks:
+            await request._prepare_hook(self)
         if "Content-Type" not in self._headers:
             self._headers["Content-Type"] = "application/octet-stream"
         coding = self._choose_coding(request)
@@ -455,7 +461,8 @@ class Response(StreamResponse):
                 raise TypeError(f"text argument must be str ({type(text)!r})")
             charset = charset or "utf-8"
             if not has_ctype:
-                self._headers["Content-Type"] = f"{content_type or 'text/plain'}; charset={charset}"
+                ctype = content_type or "text/plain"
+                self._headers.add("Content-Type", f"{ctype}; charset={charset}")
             self._body = text.encode(charset)
         else:
             if body is not None:
@@ -464,7 +471,9 @@ class Response(StreamResponse):
                 self._body = bytes(body)
             if not has_ctype and (content_type is not None or body is not None):
                 ctype = content_type or "application/octet-stream"
-                self._headers["Content-Type"] = f"{ctype}; charset={charset}" if charset else ctype
+                self._headers.add(
+                    "Content-Type", f"{ctype}; charset={charset}" if charset else ctype
+                )
 
     @property
     def body(self) -> bytes | None:
@@ -517,9 +526,10 @@ class Response(StreamResponse):
     async def _send(self, request: Request) -> None:
         """The fast path: head and body in one write."""
         self._request = request
-        await request._prepare_hook(self)
+        if request._has_prepare_hooks:
+            await request._prepare_hook(self)
         body = self._body or b""
-        coding = self._choose_coding(request) if body else None
+        coding = self._choose_coding(request) if body and self._compression is not None else None
         if coding is not None:
             compressor = self._compressor_for(coding)
             body = compressor.compress(body) + compressor.flush()
