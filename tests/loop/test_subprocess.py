@@ -518,6 +518,11 @@ def test_unclosed_transport_warns(loop: asyncio.AbstractEventLoop) -> None:
         return transport
 
     transports = [run(loop, main())]
+    # The stdlib's threaded child watcher (Python 3.11) holds the transport
+    # until its thread ends, a moment after reporting the exit.
+    for thread in threading.enumerate():
+        if thread.name.startswith("asyncio-waitpid-"):
+            thread.join()
     with pytest.warns(ResourceWarning, match="unclosed transport"):
         transports.clear()
         gc.collect()
@@ -648,6 +653,35 @@ def test_closing_the_loop_under_a_live_child() -> None:
         gc.collect()
     assert popen.wait(timeout=30) == -signal.SIGKILL
     assert _open_fds() == before
+
+
+@needs_proc_fd
+def test_failed_pipe_connection_cleans_up(
+    treadle_loop: treadle.EventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If wrapping a pipe fails, subprocess_exec raises, and the child, its
+    pipes and its pidfd are all gone by then. (asyncio's loop waits forever here.)"""
+    loop = treadle_loop
+    made: list[RecordingProtocol] = []
+
+    async def broken(*args: Any) -> Any:
+        raise OSError("no pipes today")
+
+    def factory() -> RecordingProtocol:
+        made.append(RecordingProtocol(loop))
+        return made[-1]
+
+    async def main() -> None:
+        before = _open_fds()
+        monkeypatch.setattr(loop, "connect_read_pipe", broken)
+        with pytest.raises(OSError, match="no pipes today"):
+            await loop.subprocess_exec(factory, *BLOCKED)
+        assert _open_fds() == before
+        assert loop._subprocesses == {}
+        await asyncio.sleep(0)
+        assert made[0].events == []  # the protocol never heard of the process
+
+    run(loop, main())
 
 
 @needs_pidfd

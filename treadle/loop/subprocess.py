@@ -226,6 +226,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         for proto in self._pipes.values():
             if proto.pipe is not None:
                 proto.pipe.close()
+        if self._loop.is_closed():
+            # _connect_pipes() will never run: close what it would have adopted.
+            for pipe in self._raw_pipes.values():
+                pipe.close()
+            self._raw_pipes.clear()
         # poll(): the child may have exited without our having noticed yet.
         if self._returncode is None and self._proc.poll() is None:
             if self._loop.get_debug():
@@ -244,7 +249,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         loop = self._loop
         try:
             for fd in (0, 1, 2):
-                pipe = self._raw_pipes.pop(fd, None)
+                pipe = self._raw_pipes.get(fd)
                 if pipe is None:
                     continue
                 proto = self._pipes[fd]
@@ -253,6 +258,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                     await loop.connect_write_pipe(proto.itself, pipe)
                 else:
                     await loop.connect_read_pipe(proto.itself, pipe)
+                del self._raw_pipes[fd]
                 if self._closed and proto.pipe is not None:
                     proto.pipe.close()
         except (SystemExit, KeyboardInterrupt):
@@ -279,13 +285,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._pending = None
         self._connect_failed = True
         for fd, pipe in self._raw_pipes.items():
-            pipe.close()
-            self._pipes[fd].disconnected = True
-        self._raw_pipes.clear()
-        for proto in self._pipes.values():
+            proto = self._pipes[fd]
+            # A transport that was made owns its pipe (connect_*_pipe closed it
+            # on failure, and will report it lost); the rest are ours to close.
             if proto.pipe is None:
-                # Its transport was never made: nothing will report it closed.
+                pipe.close()
                 proto.disconnected = True
+        self._raw_pipes.clear()
         if self._finished:
             self._loop.call_soon(self._wake_exit_waiters)
         else:
