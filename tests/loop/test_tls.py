@@ -474,6 +474,29 @@ def test_callbacks_in_order_and_close_notify_from_the_peer(
     assert server_events == ["made", ("lost", None)]
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_protocol_versions(
+    loop: asyncio.AbstractEventLoop, certs: Certs, version: ssl.TLSVersion
+) -> None:
+    async def main() -> tuple[str, bytes]:
+        server, port, made = await tls_server(App, server_context(certs))
+        context = client_context(certs)
+        context.minimum_version = context.maximum_version = version
+        app = App()
+        transport, _ = await tls_connect(app, port, context)
+        transport.write(b"ping")
+        await made[0].handshake
+        await made[0].app.received(4)
+        made[0].app.transport.write(b"pong")
+        data = await app.received(4)
+        transport.close()
+        await app.lost
+        await close_server(server)
+        return transport.get_extra_info("cipher")[1], data
+
+    assert run(loop, main()) == (version.name.replace("v1_", "v1."), b"pong")
+
+
 def test_extra_info(loop: asyncio.AbstractEventLoop, certs: Certs) -> None:
     async def main() -> None:
         async with connected(certs) as c:
@@ -869,6 +892,7 @@ class Upgrader(asyncio.Protocol):
         self.made = 0
         self.transport: Any = None
         self.tls_transport: asyncio.Future[Any] = self.loop.create_future()
+        self.task: asyncio.Task[None] | None = None  # start_tls, kept alive
         self.plain_data = bytearray()
         self.tls_data = bytearray()
         self.got = asyncio.Event()
@@ -881,7 +905,7 @@ class Upgrader(asyncio.Protocol):
             transport.write(b"STARTTLS\n")  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        if self.tls_transport.done():
+        if self.task is not None:  # from now on, data comes through TLS
             self.tls_data += data
             self.got.set()
             return

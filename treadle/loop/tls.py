@@ -628,9 +628,6 @@ class TLSProtocol(asyncio.Protocol):
             else:
                 waiter.set_exception(exc)
 
-    def _get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._app_transport.get_extra_info(name, default)
-
     # -- the plain transport's protocol ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -963,8 +960,9 @@ class TLSProtocol(asyncio.Protocol):
                 return
             # Before the handshake is done, or behind earlier data: queue a
             # private copy (the caller may reuse a mutable buffer).
-            self._write_backlog.append(data if type(data) is bytes else bytes(data))
-            self._backlog_size += len(data) if type(data) is bytes else memoryview(data).nbytes
+            chunk = data if type(data) is bytes else bytes(data)
+            self._write_backlog.append(chunk)
+            self._backlog_size += len(chunk)
             if state == _WRAPPED:
                 self._do_write()
             else:
