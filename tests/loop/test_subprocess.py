@@ -634,7 +634,12 @@ def test_child_reaped_through_popen_keeps_its_code(treadle_loop: treadle.EventLo
 
 
 @needs_proc_fd
-def test_closing_the_loop_under_a_live_child() -> None:
+@pytest.mark.parametrize("watcher", ["pidfd", "thread"])
+def test_closing_the_loop_under_a_live_child(watcher: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if watcher == "pidfd" and not hasattr(os, "pidfd_open"):
+        pytest.skip("needs os.pidfd_open (Linux 5.3+)")
+    if watcher == "thread":
+        monkeypatch.setattr(treadle_subprocess, "_pidfd_open", None)
     before = _open_fds()
     loop = treadle.new_event_loop()
 
@@ -643,14 +648,19 @@ def test_closing_the_loop_under_a_live_child() -> None:
 
     transport, _ = run(loop, start())
     popen = transport.get_extra_info("subprocess")
+    waiters = [t for t in threading.enumerate() if t.name == f"treadle-waitpid-{popen.pid}"]
+    assert len(waiters) == (watcher == "thread")
     loop.close()  # must not wait for the child
     assert popen.poll() is None
     pipes = [transport.get_pipe_transport(fd) for fd in (0, 1, 2)]
     assert all(p is not None and "open" in repr(p) for p in pipes)
-    # Collected unclosed, the transports warn, release their pipes and kill the child.
+    # Nothing keeps the transport alive now (the waiting thread holds it
+    # weakly): collected unclosed, it warns, closes its pipes, kills the child.
     with pytest.warns(ResourceWarning, match="unclosed transport"):
         del transport, pipes
         gc.collect()
+    for thread in waiters:
+        thread.join()  # it reaped the child, and had nobody to tell
     assert popen.wait(timeout=30) == -signal.SIGKILL
     assert _open_fds() == before
 

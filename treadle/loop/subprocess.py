@@ -36,6 +36,7 @@ import signal
 import subprocess
 import threading
 import warnings
+import weakref
 from asyncio.log import logger
 from collections import deque
 from collections.abc import Callable
@@ -81,6 +82,47 @@ def _check_popen_args(
         raise ValueError("encoding must be None")
     if errors is not None:
         raise ValueError("errors must be None")
+
+
+def _reap(proc: subprocess.Popen[bytes], *, blocking: bool = False) -> int | None:
+    """Collect a child's exit status: its return code, or None if it is still
+    running (only when not `blocking`)."""
+    try:
+        pid, status = os.waitpid(proc.pid, 0 if blocking else os.WNOHANG)
+    except ChildProcessError:
+        # Reaped behind our back: by Popen.poll()/wait() (which recorded the
+        # code) or by a stray waitpid(-1) (which did not).
+        if proc.returncode is not None:
+            return proc.returncode
+        logger.warning(
+            "child process pid %d exit status already read: will report returncode %d",
+            proc.pid,
+            _UNKNOWN_RETURNCODE,
+        )
+        return _UNKNOWN_RETURNCODE
+    if pid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def _wait_in_thread(
+    transport_ref: weakref.ref[SubprocessTransport], proc: subprocess.Popen[bytes]
+) -> None:
+    """The fallback watcher, on its own thread: block in waitpid until the
+    child exits, then report to its transport on the loop, if both still exist."""
+    returncode = _reap(proc, blocking=True)
+    if returncode is None:  # never, when blocking; for the type checker
+        returncode = _UNKNOWN_RETURNCODE
+    if proc.returncode is None:
+        # At once, so that Popen.poll() on the loop's thread need not waitpid.
+        proc.returncode = returncode
+    transport = transport_ref()
+    if transport is None:
+        return
+    try:
+        transport._loop.call_soon_threadsafe(transport._process_exited, returncode)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is left to tell
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -314,51 +356,24 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 self._pidfd = pidfd
                 self._loop._add_reader(pidfd, self._pidfd_ready, ())
                 return
+        # The thread holds the transport weakly: once the loop is closed,
+        # nothing else may keep it alive, and collecting it kills the child.
         thread = threading.Thread(
-            target=self._wait_in_thread, name=f"treadle-waitpid-{self._pid}", daemon=True
+            target=_wait_in_thread,
+            args=(weakref.ref(self), self._proc),
+            name=f"treadle-waitpid-{self._pid}",
+            daemon=True,
         )
         thread.start()
 
     def _pidfd_ready(self) -> None:
-        returncode = self._reap()
+        returncode = _reap(self._proc)
         if returncode is not None:
             self._process_exited(returncode)
 
     def _reap_now(self) -> None:
-        returncode = self._reap()
+        returncode = _reap(self._proc)
         self._process_exited(_UNKNOWN_RETURNCODE if returncode is None else returncode)
-
-    def _wait_in_thread(self) -> None:
-        """The fallback: block in waitpid until the child exits, then report
-        on the loop."""
-        returncode = self._reap(blocking=True)
-        if returncode is None:  # never, when blocking; for the type checker
-            returncode = _UNKNOWN_RETURNCODE
-        try:
-            self._loop.call_soon_threadsafe(self._process_exited, returncode)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is left to tell
-
-    def _reap(self, *, blocking: bool = False) -> int | None:
-        """Collect the child's exit status: its return code, or None if it is
-        still running (only when not `blocking`)."""
-        try:
-            pid, status = os.waitpid(self._pid, 0 if blocking else os.WNOHANG)
-        except ChildProcessError:
-            # Reaped behind our back: by Popen.poll()/wait() (which recorded
-            # the code) or by a stray waitpid(-1) (which did not).
-            returncode = self._proc.returncode
-            if returncode is None:
-                logger.warning(
-                    "child process pid %d exit status already read: will report returncode %d",
-                    self._pid,
-                    _UNKNOWN_RETURNCODE,
-                )
-                returncode = _UNKNOWN_RETURNCODE
-            return returncode
-        if pid == 0:
-            return None
-        return os.waitstatus_to_exitcode(status)
 
     def _stop_watching(self) -> None:
         if self._pidfd >= 0:
