@@ -90,6 +90,7 @@ class _PipeTransport(asyncio.BaseTransport):
         return info
 
     def get_protocol(self) -> asyncio.BaseProtocol:
+        """The protocol this transport delivers events to."""
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -97,6 +98,7 @@ class _PipeTransport(asyncio.BaseTransport):
         self._protocol = protocol
 
     def is_closing(self) -> bool:
+        """True once closing, closed, or (reading) at EOF."""
         return self._closing
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
@@ -193,6 +195,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         self._schedule_connection_lost(None)
 
     def is_reading(self) -> bool:
+        """True unless paused or closing."""
         return not self._paused and not self._closing
 
     def pause_reading(self) -> None:
@@ -326,6 +329,7 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
             self._schedule_connection_lost(None)
 
     def can_write_eof(self) -> bool:
+        """Always True: `write_eof()` closes the pipe once flushed."""
         return True
 
     def write_eof(self) -> None:
@@ -362,9 +366,11 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
     # -- flow control ----------------------------------------------------------------
 
     def get_write_buffer_size(self) -> int:
+        """Bytes accepted by `write()` and not yet taken by the pipe."""
         return len(self._buffer)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
+        """(low, high) water marks of the write buffer."""
         return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:

@@ -212,6 +212,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     # -- the public contract ----------------------------------------------------------
 
     def get_protocol(self) -> asyncio.BaseProtocol:
+        """The SubprocessProtocol this transport delivers events to."""
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -219,9 +220,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._protocol = cast(asyncio.SubprocessProtocol, protocol)
 
     def is_closing(self) -> bool:
+        """True once `close()` was called."""
         return self._closed
 
     def get_pid(self) -> int:
+        """The child's process id."""
         return self._pid
 
     def get_returncode(self) -> int | None:
