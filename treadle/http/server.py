@@ -607,15 +607,15 @@ class HTTPServerProtocol(asyncio.Protocol):
     def _dispatch(self) -> None:
         """Start queued requests in order while no handler is running."""
         queue = self._queue
-        while self._current is None and queue and self._transport is not None:
+        # Once closing (a handler failed, the client asked, or shutdown), no
+        # queued request is started: the response said `Connection: close`.
+        while self._current is None and queue and not self._closing and self._transport:
             item = queue.popleft()
             if isinstance(item, HTTPError):
                 self._answer_error(item)
                 return
             request, body = item
             writer = ResponseWriter(self, request)
-            if self._closing:
-                writer._close = True
             self._current = (request, body, writer)
             if self._deadline_kind != _NO_DEADLINE:
                 self._deadline_kind = _NO_DEADLINE
@@ -703,8 +703,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         parsing = self._parsing
         if parsing is not None and parsing is not EMPTY_BODY:
             # The error is in a body the handler is (or will be) reading; the
-            # connection cannot go on after that request.
-            self._closing = True
+            # connection closes after that request (see _finish_request).
             parsing.set_exception(exc)
             self._parsing = None
             if self._current is None and not self._queue:
