@@ -250,6 +250,26 @@ def test_head_and_bodiless_statuses(loop: asyncio.AbstractEventLoop) -> None:
     run(loop, main())
 
 
+def test_interim_response_before_the_final_one(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.send_interim(103, [("Link", "</s.css>; rel=preload")])
+        await response.send(200, [], b"final")
+        with pytest.raises(RuntimeError):
+            await response.send_interim(103)
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            hints = await read_response(reader)
+            assert hints.status == 103 and hints.header("Link") == "</s.css>; rel=preload"
+            assert (await read_response(reader)).body == b"final"
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")  # no 1xx for an HTTP/1.0 client
+            resp = await read_response(reader)
+            assert resp.status == 200 and resp.body == b"final"
+
+    run(loop, main())
+
+
 def test_current_task_and_timeout_work_in_the_first_step(
     loop: asyncio.AbstractEventLoop,
 ) -> None:

@@ -33,8 +33,10 @@ The application is one coroutine function, called once per request::
 - `response` is a `ResponseWriter`: `await send(status, headers, body)` writes the
   whole response in one `transport.write`; or `await start(status, headers,
   content_length=None)`, `await write(data)`..., `await write_eof()` streams it
-  (chunked when no length is given). `await drain()` waits out `pause_writing`;
-  `detach()` hands the transport over after a 101.
+  (chunked when no length is given). `await send_interim(103, headers)` sends
+  an interim response first; `await drain()` waits out `pause_writing`;
+  `detach()` hands the transport over after a 101; `force_close()` ends the
+  connection after this response.
 
 Handlers run eagerly on Python 3.12+ (no Task scheduling for a handler that does
 not suspend) and in an ordinary Task on 3.11; see `server`.

@@ -291,6 +291,23 @@ class ResponseWriter:
         if conn._writing_paused:
             await conn._drain()
 
+    async def send_interim(self, status: int, headers: HeaderPairs = ()) -> None:
+        """Send an interim (1xx) response such as 103 Early Hints before the
+        final one. Not sent to an HTTP/1.0 client, which would not expect it
+        (RFC 9110 15.2). 100 Continue is the body stream's job and 101 is a
+        final response: both raise `ValueError`."""
+        if not 102 <= status <= 199:
+            raise ValueError(f"{status} is not an interim status (102-199)")
+        if self._state != _IDLE:
+            raise RuntimeError("an interim response must come before the final one")
+        if self._request.version == (1, 0):
+            return
+        fields, _ = encode_fields(headers)
+        conn = self._conn
+        conn._live_transport().write(status_line(status) + fields.encode("latin-1") + b"\r\n")
+        if conn._writing_paused:
+            await conn._drain()
+
     async def start(
         self,
         status: int = 200,
