@@ -34,16 +34,20 @@ Behaviour is asyncio's, including where the tests of CPython probe it (the
 `_ssl_protocol` and `_test__append_write_backlog` names on the transport exist
 for them), with these decisions:
 
-- The protocol is a plain `asyncio.Protocol`. Receiving into a buffer of its own
-  (a `BufferedProtocol`, as asyncio's is) would save the transport one
-  allocation per read, and measured no faster (a loopback benchmark on one
-  core: 1.15-1.2 GB/s bulk and 47k round trips/s of 100 bytes either way;
-  asyncio's sslproto on the same loop: 1.15 GB/s and 43k), while a 256 KiB
-  buffer per connection is 256 KiB of memory per connection (2000 idle
-  connections: +533 MiB with asyncio's, +20 MiB with this layer). Decrypted
-  data for a `Protocol` application goes through one scratch buffer per loop
-  into one `bytes` per `data_received()`; a `BufferedProtocol` application has
-  the SSL object decrypt straight into the buffer it hands out.
+- The protocol is an `asyncio.BufferedProtocol`, and its receive buffer is
+  one per loop, not one per connection. Per connection, asyncio's 256 KiB
+  buffer is 256 KiB of memory (2000 idle connections: +533 MiB; here +21 MiB).
+  Not receiving into a buffer at all (`data_received`) would cost the transport
+  a 256 KiB `recv()` allocation per read, which glibc serves with mmap: 14 us
+  against 2 us for `recv_into()`, and 21k against 48k TLS round trips/s on the
+  stdlib loop (loopback, one core). One buffer serves every connection of a
+  loop because transports fill it before `buffer_updated()` returns control
+  (the stdlib's selector and proactor transports, Treadle's, uvloop's, and
+  this layer as the outer one of nested TLS), and `buffer_updated()` copies it
+  into the incoming BIO first thing. Likewise decrypted data for a `Protocol`
+  application goes through one scratch buffer per loop into one `bytes` per
+  `data_received()`; a `BufferedProtocol` application has the SSL object
+  decrypt straight into the buffer it hands out.
 - `pause_reading()` on the TLS transport pauses the plain transport at once
   (asyncio leaves it reading until 256 KiB of ciphertext pile up); it is resumed
   for the closing handshake, which must read the peer's close_notify.
@@ -101,8 +105,10 @@ SSL_SHUTDOWN_TIMEOUT = 30.0
 READ_HIGH_WATER = 256 * 1024
 WRITE_HIGH_WATER = 512 * 1024
 
-#: The most decrypted data one `data_received()` gets (asyncio's figure too).
-MAX_DELIVERY = 256 * 1024
+#: The size of the loop's two shared buffers: the most ciphertext one read
+#: takes in and the most decrypted data one `data_received()` gets (asyncio's
+#: figure for both).
+BUFFER_SIZE = 256 * 1024
 
 #: Writes after the connection is closed are dropped; from this many on, logged.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
@@ -134,25 +140,33 @@ _EOF = 2  # the peer's close_notify
 _FAILED = 3  # a fatal error was handled
 
 
-_scratch_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = (
-    weakref.WeakKeyDictionary()
-)
+_loop_buffers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[memoryview, memoryview]
+] = weakref.WeakKeyDictionary()
 
 
-def _scratch_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
-    """The loop's buffer for decrypted data on its way to `data_received()`.
+def _buffers_of(loop: asyncio.AbstractEventLoop) -> tuple[memoryview, memoryview]:
+    """The loop's buffers for ciphertext coming in and for decrypted data on its
+    way to `data_received()`, shared by all its TLS connections.
 
-    One per loop is enough: a connection decrypts into it and copies out before
-    it calls the application, all in one step of the loop (nested TLS included:
-    the outer layer has copied out before the inner one decrypts).
+    Sharing is safe because each use is over before the loop runs anything else:
+    the transport fills the receive buffer and `buffer_updated()` copies it into
+    the incoming BIO at once; the SSL object decrypts into the scratch buffer and
+    it is copied out before the application is called. With nested TLS the
+    outer layer decrypts into the inner one's receive buffer, which the inner
+    one copies before it decrypts in turn.
     """
     try:
-        return _scratch_buffers[loop]
+        return _loop_buffers[loop]
     except KeyError:
-        buffer = _scratch_buffers[loop] = memoryview(bytearray(MAX_DELIVERY))
-        return buffer
-    except TypeError:  # a loop that cannot be weakly referenced: its own buffer
-        return memoryview(bytearray(MAX_DELIVERY))
+        buffers = _loop_buffers[loop] = _new_buffers()
+        return buffers
+    except TypeError:  # a loop that cannot be weakly referenced: buffers of its own
+        return _new_buffers()
+
+
+def _new_buffers() -> tuple[memoryview, memoryview]:
+    return memoryview(bytearray(BUFFER_SIZE)), memoryview(bytearray(BUFFER_SIZE))
 
 
 def make_context(
@@ -478,7 +492,7 @@ class SSLTransport(asyncio.Transport):
             protocol._backlog_size += len(data)
 
 
-class TLSProtocol(asyncio.Protocol):
+class TLSProtocol(asyncio.BufferedProtocol):
     """The TLS session of one connection: the plain transport's protocol, and
     the engine behind the `SSLTransport` its application protocol sees.
 
@@ -516,6 +530,7 @@ class TLSProtocol(asyncio.Protocol):
         "_read_high",
         "_read_low",
         "_reading_backlogged",
+        "_receive",
         "_scratch",
         "_server_side",
         "_shutdown_timeout",
@@ -568,7 +583,7 @@ class TLSProtocol(asyncio.Protocol):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._shutdown_timer: asyncio.TimerHandle | None = None
         self._handshake_start = 0.0
-        self._scratch = _scratch_buffer(loop)
+        self._receive, self._scratch = _buffers_of(loop)
         # More keys arrive with the handshake; the transport reads this dict.
         self._extra: dict[str, Any] = {"sslcontext": sslcontext}
         self._transport: Any = None  # the plain transport, once connected
@@ -674,8 +689,18 @@ class TLSProtocol(asyncio.Protocol):
                 exc = ConnectionResetError("Connection lost during the TLS handshake")
         self._wake_waiter(exc)
 
-    def data_received(self, data: bytes) -> None:
-        """Ciphertext from the network: feed the SSL object and see what it makes of it."""
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the plain transport should receive the next ciphertext (the
+        loop's receive buffer, free again by the time another connection asks)."""
+        return self._receive
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` of ciphertext arrived in the receive buffer."""
+        self.data_received(self._receive[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Ciphertext from the network (from transports that do not receive into
+        `get_buffer()` too): feed the SSL object and see what it makes of it."""
         self._incoming.write(data)
         state = self._state
         if state == _WRAPPED:
