@@ -312,6 +312,8 @@ _FORBIDDEN_TRAILERS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CO
 # Transfer codings we know but do not decode: 501, not 400 (RFC 9112 6.1).
 _KNOWN_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"))
 
+_VERSIONS: Final = {b"HTTP/1.1": _V11, b"HTTP/1.0": _V10}
+_TARGET_BYTES: Final = bytes(range(0x21, 0x7F))
 _COMMON_METHODS = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
@@ -350,13 +352,24 @@ def _parse_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, tupl
     """Method, target and version of a request line, or the HTTPError it earns."""
     if len(line) > limits.max_request_line:
         raise HTTPError(414, "request line too long")
-    m = _REQUEST_LINE.fullmatch(line)
-    if m is None:
-        raise _diagnose_request_line(line)
-    method, target, major, minor = m.groups()
-    if major != b"1" or minor not in b"01":
-        raise HTTPError(505, f"HTTP version {major.decode()}.{minor.decode()} not supported")
-    version = _V11 if minor == b"1" else _V10
+    # The common case without a regex: a known method, one SP, a printable ASCII
+    # target, one SP, HTTP/1.1. Anything else takes the grammar's long way.
+    method, _, rest = line.partition(b" ")
+    target, _, version_bytes = rest.partition(b" ")
+    version = _VERSIONS.get(version_bytes)
+    if (
+        version is None
+        or method not in _COMMON_METHODS
+        or not target
+        or target.translate(None, _TARGET_BYTES)  # leaves what is not printable ASCII
+    ):
+        m = _REQUEST_LINE.fullmatch(line)
+        if m is None:
+            raise _diagnose_request_line(line)
+        method, target, major, minor = m.groups()
+        if major != b"1" or minor not in b"01":
+            raise HTTPError(505, f"HTTP version {major.decode()}.{minor.decode()} not supported")
+        version = _V11 if minor == b"1" else _V10
     # The four forms of request-target (RFC 9112 3.2), each only where it belongs.
     if target[0] == 0x2F:  # '/'
         if method == b"CONNECT":

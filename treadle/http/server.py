@@ -142,6 +142,11 @@ _HEAD_DEADLINE: Final = 1
 _IDLE_DEADLINE: Final = 2
 _BODY_DEADLINE: Final = 3
 
+# Parser states, bound once: the pipeline checks them per request.
+_P_HEAD: Final = ParserState.HEAD
+_P_CLOSED: Final = ParserState.CLOSED
+_P_PAUSED: Final = ParserState.PAUSED
+
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE_LINE: Final = b"Connection: close\r\n"
 _KEEP_ALIVE_LINE: Final = b"Connection: keep-alive\r\n"
@@ -618,7 +623,7 @@ class HTTPServerProtocol(asyncio.Protocol):
                 if parsing is not EMPTY_BODY:
                     parsing.feed_eof(event.trailers)
                 self._parsing = None
-                if parser.state != ParserState.HEAD:
+                if parser._state != _P_HEAD:
                     return False  # CLOSED, or PAUSED for an upgrade: wait and see
 
     def _dispatch(self) -> None:
@@ -703,7 +708,7 @@ class HTTPServerProtocol(asyncio.Protocol):
                 self._closing = True
             body.discard()
 
-        if self._parser.state == ParserState.PAUSED:
+        if self._parser._state == _P_PAUSED:
             self._parser.resume()  # an upgrade or CONNECT declined: carry on with HTTP
             self._resumed = True
 
@@ -762,8 +767,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._upgraded:
             return
-        state = self._parser.state
-        if self._parse_failed or state == ParserState.CLOSED or state == ParserState.PAUSED:
+        state = self._parser._state
+        if self._parse_failed or state in (_P_CLOSED, _P_PAUSED):
             # Nothing more will be parsed (or not until an upgrade is settled):
             # stop reading rather than buffer what the client keeps sending.
             capped = True
