@@ -1,10 +1,16 @@
 """Treadle's event loop: an `asyncio.AbstractEventLoop` written in Python.
 
-`EventLoop` is assembled from one module per concern: `core` (scheduling, the run
-loop, errors, fd readiness, executor), `sockets` (the `sock_*` coroutines) and
-`signals`. Networking (transports, servers, TLS, subprocesses) comes in its own
-modules; until then those methods raise `NotImplementedError`, as
-`asyncio.AbstractEventLoop` does.
+`EventLoop` is assembled from one module per concern, each a mixin on
+`core.BaseEventLoop`:
+
+- `core`: scheduling, the run loop, errors, fd readiness, executor, asyncgens
+  (with `handles` and `poller` under it);
+- `sockets`: the `sock_*` coroutines and name resolution;
+- `streams`: TCP/Unix connections and servers (`transports`, `servers`),
+  `start_tls` and `sendfile`; `tls` is TLS as a protocol layer;
+- `datagram`: UDP and Unix datagram endpoints;
+- `pipes` and `subprocess`: pipe transports and child processes;
+- `signals`: Unix signal handlers.
 """
 
 from __future__ import annotations
