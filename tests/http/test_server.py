@@ -824,3 +824,22 @@ def test_runs_with_a_plain_socket_client(loop: asyncio.AbstractEventLoop) -> Non
             assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"GET /plain ")
 
     run(loop, main())
+
+
+def test_runs_on_uvloop() -> None:
+    # The server knows only asyncio's public Protocol/Transport API; uvloop's
+    # transports implement it without subclassing asyncio.Transport.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET * 3 + b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+            for _ in range(3):
+                assert (await read_response(reader)).body == b"GET /x "
+            assert (await read_response(reader)).body == b"POST /p hi"
+
+    the_loop = uvloop.new_event_loop()
+    try:
+        run(the_loop, main())
+    finally:
+        the_loop.close()

@@ -47,7 +47,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .body import EMPTY_BODY, Body
 from .errors import HTTPError
@@ -478,8 +478,9 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start waiting for the first request head (under the header timeout)."""
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Duck-typed: uvloop's transports have the Transport API without being
+        # subclasses of asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         if self._server is not None:
             self._server._connections.add(self)
