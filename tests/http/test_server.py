@@ -548,6 +548,27 @@ def test_body_read_timeout(loop: asyncio.AbstractEventLoop) -> None:
     run(loop, main())
 
 
+def test_a_client_that_stops_reading_cannot_hold_the_connection(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.start(200, [])
+        transport = response._conn._transport
+        assert transport is not None
+        transport.write(b"x" * (32 * 1024 * 1024))  # far more than the socket takes
+        raise RuntimeError("give up mid-response")  # the server closes the connection
+
+    async def main() -> None:
+        config = ServerConfig(close_timeout=0.2)
+        async with serve(app, config) as (port, http), connect(port) as (_, writer):
+            writer.write(GET)  # and never read the answer
+            await asyncio.sleep(0.05)
+            assert await all_closed(http)  # aborted, not waiting on the client
+
+    with caplog.at_level(logging.CRITICAL, logger="treadle.http"):
+        run(loop, main())
+
+
 # -- errors -----------------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import Any, BinaryIO, Final, cast
 
 from .body import EMPTY_BODY, Body
 from .errors import HTTPError
@@ -85,11 +85,15 @@ class ServerConfig:
     - `body_buffer`: received body bytes not yet read by the handler before
       reading pauses.
     - `server_header`: a `Server` field value to send, or None for none.
+    - `close_timeout`: seconds a closing connection has to flush its last
+      response before it is aborted (a client that stops reading cannot keep a
+      file descriptor open).
     """
 
     __slots__ = (
         "body_buffer",
         "body_timeout",
+        "close_timeout",
         "header_timeout",
         "keepalive_timeout",
         "limits",
@@ -107,6 +111,7 @@ class ServerConfig:
         max_pipelined: int = 64,
         body_buffer: int = 256 * 1024,
         server_header: str | None = None,
+        close_timeout: float = 10.0,
     ) -> None:
         """Settings with production defaults."""
         for name, value in (
@@ -115,6 +120,7 @@ class ServerConfig:
             ("body_timeout", body_timeout),
             ("max_pipelined", max_pipelined),
             ("body_buffer", body_buffer),
+            ("close_timeout", close_timeout),
         ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, not {value!r}")
@@ -125,6 +131,7 @@ class ServerConfig:
         self.max_pipelined = max_pipelined
         self.body_buffer = body_buffer
         self.server_header = server_header
+        self.close_timeout = close_timeout
         if server_header is not None:
             encode_fields([("Server", server_header)])  # refuse CR/LF now, not per request
 
@@ -141,6 +148,7 @@ _NO_DEADLINE: Final = 0
 _HEAD_DEADLINE: Final = 1
 _IDLE_DEADLINE: Final = 2
 _BODY_DEADLINE: Final = 3
+_CLOSE_DEADLINE: Final = 4
 
 # Parser states, bound once: the pipeline checks them per request.
 _P_HEAD: Final = ParserState.HEAD
@@ -175,6 +183,8 @@ class ResponseWriter:
     `await write(data)` any number of times, then `await write_eof()`: the body
     is then framed by `Content-Length` if `content_length` was given, else
     chunked (or, for an HTTP/1.0 client, delimited by closing the connection).
+    Under `Content-Length`, `await sendfile(file, offset, count)` sends a piece
+    of the body straight from a file.
 
     The writer owns framing (`Content-Length`, `Transfer-Encoding`), `Date` and
     `Connection`. Responses to HEAD carry the length of `body` but not the body;
@@ -360,6 +370,57 @@ class ResponseWriter:
             self._conn._live_transport().write(encode_chunk(data) if self._chunked else data)
         if self._conn._writing_paused:
             await self._conn._drain()
+
+    async def sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
+        """Send `count` bytes of `file` from `offset` as the next piece of the
+        body, through `loop.sendfile`: zero-copy `os.sendfile` on a plain
+        socket, read-and-write where the loop cannot (TLS). Only after
+        `start(..., content_length=...)`: the length must be known up front
+        (a chunked body would need the file's size anyway).
+
+        Returns the bytes sent. Fewer than `count` means the file ended early
+        (it shrank after its size was taken): the body can no longer match
+        its Content-Length, so the response ends there and the connection
+        closes, and the client sees a short body instead of waiting for bytes
+        that never come. If sending fails (the client went away), the response
+        is over as well and the connection closes; the error is raised.
+        Raises `NotImplementedError`, having sent nothing, when the loop has
+        no `sendfile` (uvloop): `write()` the bytes instead.
+        """
+        if self._state != _STREAMING:
+            raise RuntimeError(
+                "sendfile() before start()"
+                if self._state == _IDLE
+                else "sendfile() after write_eof()"
+            )
+        if self._remaining < 0:
+            raise RuntimeError("sendfile() needs a response started with a content_length")
+        if offset < 0 or count < 0:
+            raise ValueError(f"offset and count must not be negative, not {offset}, {count}")
+        if count > self._remaining:
+            raise RuntimeError("more body bytes than the content_length given to start()")
+        if count == 0:
+            return 0
+        if self._head_only:
+            self._remaining -= count  # accounted as write() does; nothing goes out
+            return count
+        conn = self._conn
+        transport = conn._live_transport()
+        assert conn._loop is not None
+        try:
+            sent = await conn._loop.sendfile(transport, file, offset, count)
+        except NotImplementedError:
+            raise
+        except BaseException:
+            # Some of the body may be out: nothing can follow it on this connection.
+            self._state = _DONE
+            self._close = True
+            raise
+        self._remaining -= sent
+        if sent < count:
+            self._state = _DONE
+            self._close = True
+        return sent
 
     async def write_eof(self, data: bytes = b"") -> None:
         """Send the last piece of the body, if any, and end the response."""
@@ -762,7 +823,10 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._closing = True
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.close()  # flushes what is buffered first
+            transport.close()  # flushes what is buffered first...
+            # ... unless the client stops reading: then it is aborted, so no
+            # client can hold a file descriptor open by not reading.
+            self._set_deadline(_CLOSE_DEADLINE, self._config.close_timeout)
 
     def _update_reading(self, capped: bool) -> None:
         transport = self._transport
@@ -844,8 +908,8 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def _set_deadline(self, kind: int, delay: float) -> None:
         loop = self._loop
-        if loop is None:
-            return
+        if loop is None or self._deadline_kind == _CLOSE_DEADLINE:
+            return  # closing: only the abort is left to guard
         when = loop.time() + delay
         self._deadline = when
         self._deadline_kind = kind
@@ -877,6 +941,9 @@ class HTTPServerProtocol(asyncio.Protocol):
             if self._parser.head_pending:
                 self._write_error(408, "408 Request Timeout: timed out reading the request head")
             self._close_transport()
+        elif kind == _CLOSE_DEADLINE:
+            logger.debug("aborting %s: its last response was not read in time", self._peer())
+            self._abort()
         else:  # idle keep-alive
             self._close_transport()
 
