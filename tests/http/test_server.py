@@ -104,6 +104,8 @@ async def echo(request: Request, body: Body, response: ResponseWriter) -> None:
     data = await body.read()
     text = f"{request.method} {request.target} ".encode() + data
     await response.send(200, [("Content-Type", "text/plain")], text)
+    assert response.body_bytes == (0 if request.method == "HEAD" else len(text))
+    assert response.get_extra_info("peername")[0] == "127.0.0.1"
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:

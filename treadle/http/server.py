@@ -202,6 +202,7 @@ class ResponseWriter:
         "_remaining",
         "_request",
         "_state",
+        "body_bytes",
         "continue_sent",
         "status",
     )
@@ -219,6 +220,8 @@ class ResponseWriter:
         self.continue_sent = False
         #: The status sent, once the head is out (0 before).
         self.status = 0
+        #: Body bytes sent so far (for access logs; 0 for HEAD).
+        self.body_bytes = 0
 
     @property
     def started(self) -> bool:
@@ -297,6 +300,7 @@ class ResponseWriter:
             if self._head_only:
                 body = b""
         transport = conn._live_transport()
+        self.body_bytes = len(body)
         if len(body) < _SMALL_BODY:
             transport.write(head + body if body else head)
         else:
@@ -368,6 +372,7 @@ class ResponseWriter:
             self._remaining -= len(data)
         if not self._head_only:
             self._conn._live_transport().write(encode_chunk(data) if self._chunked else data)
+            self.body_bytes += len(data)
         if self._conn._writing_paused:
             await self._conn._drain()
 
