@@ -186,6 +186,11 @@ class ResponseWriter:
     Under `Content-Length`, `await sendfile(file, offset, count)` sends a piece
     of the body straight from a file.
 
+    `send_interim()` sends a 1xx (e.g. 103 Early Hints) first; `force_close()`
+    ends the connection after this response; `detach()` hands the transport
+    over after a 101; `get_extra_info()` reads the transport's ('peername'...);
+    `status` and `body_bytes` say what was sent (for access logs).
+
     The writer owns framing (`Content-Length`, `Transfer-Encoding`), `Date` and
     `Connection`. Responses to HEAD carry the length of `body` but not the body;
     1xx, 204 and 304 responses carry neither. Misuse raises `RuntimeError` (a
