@@ -59,10 +59,10 @@ def test_seed_4_async_await() -> None:
     assert run_example("seed_4_async_await.py") == ["Hello world!", "Hello again!"]
 
 
-def test_python_m_treadle_runs_the_demo() -> None:
+def test_treadle_demo_runs_the_seed_programs() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "treadle"],
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "treadle", "demo"],
         capture_output=True,
         text=True,
         env=env,

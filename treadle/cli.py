@@ -1,9 +1,23 @@
-"""The `treadle` command (also `python -m treadle`).
+"""The `treadle` command (also `python -m treadle`): serve an app, or run the demo.
 
-For now it has one job: `treadle demo` (the default) runs the seed's coroutine
-programs from `examples/` on Treadle's loop, each in its own interpreter, so a
-new user sees generator coroutines, `@coroutine`/`yield from` and async/await
-working on Python 3.11+.
+    treadle run examples.hello:app                  # http://127.0.0.1:8080, one process
+    treadle run myapp:app --host 0.0.0.0 --port 80 --workers 4 --access-log
+    treadle run myapp:make_app --factory --unix /run/myapp.sock
+    treadle demo                                    # the seed's coroutine programs
+
+`treadle run` imports `module:app` with the current directory on `sys.path`
+(as uvicorn does) and serves it with production defaults: no reload, no
+debug mode, no access log unless asked. It prints one line once it is serving,
+with the real address (so `--port 0` tells which port it got), and stops
+gracefully on SIGINT or SIGTERM. How workers are forked, share the port and
+are restarted is told in `treadle.workers`. The command line is only parsing:
+this module turns arguments into `workers.ServeOptions`.
+
+`treadle demo` runs the seed's programs from `examples/` on Treadle's loop, each
+in its own interpreter, so a new user sees generator coroutines,
+`@coroutine`/`yield from` and async/await working on Python 3.11+. Plain
+`treadle` prints the help (exit 2): with a server command on offer, guessing
+a default would surprise.
 """
 
 from __future__ import annotations
@@ -14,7 +28,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+from .workers import EXIT_APP_ERROR, AppLoadError, AppTarget, ServeOptions, serve
+
+__all__ = ["demo", "main", "run"]
 
 SEED_PROGRAMS = [
     ("A generator as a coroutine (plain Python, no loop)", "seed_1_generator.py"),
@@ -54,12 +70,133 @@ def demo(examples: Path | None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
-    parser = argparse.ArgumentParser(prog="treadle", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command")
-    demo_cmd = commands.add_parser("demo", help="run the seed's coroutine programs (default)")
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="treadle",
+        description="Treadle: an asynchronous IO system for Python.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_cmd = commands.add_parser(
+        "run",
+        help="serve a web application",
+        description="Serve a treadle.web application until SIGINT or SIGTERM, "
+        "then stop gracefully.",
+    )
+    run_cmd.add_argument(
+        "app",
+        metavar="APP",
+        help="module:attribute naming the web.Application (or, with --factory, a "
+        "callable returning one), imported with the current directory on sys.path",
+    )
+    run_cmd.add_argument("--host", help="the address to listen on (default: 127.0.0.1)")
+    run_cmd.add_argument(
+        "--port", type=_port, help="the TCP port (default: 8080; 0: any free port)"
+    )
+    run_cmd.add_argument(
+        "--unix",
+        metavar="PATH",
+        help="listen on this Unix socket (instead of TCP, unless --host or --port is given too)",
+    )
+    run_cmd.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="serve from N pre-forked processes (default: 1, no fork)",
+    )
+    run_cmd.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log each request to stderr in the combined format (logger treadle.access)",
+    )
+    run_cmd.add_argument(
+        "--factory",
+        action="store_true",
+        help="APP is a callable (maybe async) that returns the application",
+    )
+    run_cmd.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long in-flight requests may take to finish at a stop (default: 30)",
+    )
+    run_cmd.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=2048,
+        metavar="N",
+        help="the listen queue length (default: 2048)",
+    )
+    run_cmd.add_argument(
+        "--no-reuse-port",
+        dest="reuse_port",
+        action="store_false",
+        default=None,
+        help="with --workers: share one inherited listening socket instead of one "
+        "SO_REUSEPORT socket per worker (the default on Linux)",
+    )
+    demo_cmd = commands.add_parser("demo", help="run the seed's coroutine programs")
     demo_cmd.add_argument("--examples", type=Path, default=None, help="the examples folder")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """`treadle run`: serve the application the arguments name."""
+    try:
+        target = AppTarget(args.app, factory=args.factory)
+    except AppLoadError as exc:
+        print(f"treadle run: error: {exc}", file=sys.stderr)
+        return EXIT_APP_ERROR
+    tcp = args.unix is None or args.host is not None or args.port is not None
+    options = ServeOptions(
+        target=target,
+        host="127.0.0.1" if args.host is None else args.host,
+        port=8080 if args.port is None else args.port,
+        tcp=tcp,
+        unix=args.unix,
+        workers=args.workers,
+        access_log=args.access_log,
+        shutdown_timeout=args.shutdown_timeout,
+        backlog=args.backlog,
+        reuse_port=args.reuse_port,
+    )
+    try:
+        return serve(options)
+    except KeyboardInterrupt:
+        # Ctrl+C before the server's own handlers are in place (during the
+        # import, say): stop quietly, with the shell's status for SIGINT.
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; the exit status."""
+    parser = _parser()
     args = parser.parse_args(argv)
-    # argparse rejects unknown commands itself; "demo" is also the default.
-    return demo(getattr(args, "examples", None))
+    if args.command == "run":
+        return run(args)
+    if args.command == "demo":
+        return demo(args.examples)
+    parser.print_help(sys.stderr)
+    return 2

@@ -1,0 +1,588 @@
+"""`treadle run` as real processes on real sockets, and `web.run_app` in-process.
+
+The app the command serves is written to a temporary folder and named as
+`cliapp:...` with that folder as the current directory, which also shows that
+`module:app` is imported from the current directory. Its handlers report the
+serving process's pid (to tell workers apart) and can be held in flight until
+the test creates a file, so nothing here depends on timing. Every process is
+started in a new session and its whole process group is killed at the end,
+whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run
+from treadle import web
+from treadle.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 20.0  # seconds: a bound on waiting for something that must happen
+
+APP_SOURCE = '''
+"""The app `treadle run` serves in tests/web/test_cli.py."""
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from treadle import web
+
+HERE = Path(__file__).parent
+
+
+async def pid(request):
+    return web.Response(text=str(os.getpid()))
+
+
+async def slow(request):
+    # In flight until the test creates the file "release".
+    (HERE / "started").write_text(str(os.getpid()))
+    while not (HERE / "release").exists():
+        await asyncio.sleep(0.01)
+    return web.Response(text="done")
+
+
+async def block(request):
+    # Blocks this worker's whole loop, so that only another worker can accept.
+    (HERE / "blocked").write_text(str(os.getpid()))
+    while not (HERE / "release").exists():
+        time.sleep(0.01)
+    return web.Response(text=str(os.getpid()))
+
+
+async def record_cleanup(app):
+    with open(HERE / "cleanup.log", "a") as f:
+        f.write(f"{os.getpid()}\\n")
+
+
+def make_app():
+    app = web.Application()
+    app.router.add_get("/pid", pid)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/block", block)
+    app.on_cleanup.append(record_cleanup)
+    return app
+
+
+async def make_app_async():
+    await asyncio.sleep(0)
+    return make_app()
+
+
+def make_nothing():
+    return None
+
+
+async def fail(app):
+    raise RuntimeError("this app cannot start")
+
+
+crashing = web.Application()
+crashing.on_startup.append(fail)
+
+app = make_app()
+not_an_app = 42
+'''
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder holding `cliapp.py`; forgets the module again afterwards."""
+    (tmp_path / "cliapp.py").write_text(APP_SOURCE)
+    (tmp_path / "cliapp_broken.py").write_text("import no_such_dependency_here\n")
+    sys.modules.pop("cliapp", None)
+    yield tmp_path
+    sys.modules.pop("cliapp", None)
+    sys.modules.pop("cliapp_broken", None)
+
+
+def contents(path: Path) -> str:
+    """The file's text, or "" while it does not exist (or is being written)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def wait_for(predicate: Callable[[], Any], what: str) -> Any:
+    """Poll `predicate` until it returns something true; fail after DEADLINE."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+class Running:
+    """A `treadle run` process that has printed its banner."""
+
+    def __init__(self, proc: subprocess.Popen[str], banner: str, stderr: Path) -> None:
+        self.proc = proc
+        self.banner = banner
+        self._stderr = stderr
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", banner)
+        self.port = int(match.group(1)) if match else 0
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, and the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(DEADLINE)
+
+
+def subprocess_env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+
+
+@contextmanager
+def treadle_run(cwd: Path, *args: str) -> Iterator[Running]:
+    """Start `python -m treadle run ARGS` in `cwd` and wait for its banner."""
+    stderr = cwd / f"stderr-{time.monotonic_ns()}.txt"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "treadle", "run", *args],
+            cwd=cwd,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], DEADLINE)
+        banner = proc.stdout.readline() if ready else ""
+        if not banner.startswith("======== Running on "):
+            pytest.fail(f"no banner: {banner!r}; stderr: {stderr.read_text()}")
+        yield Running(proc, banner.strip(), stderr)
+    finally:
+        # The parent, its workers, and any orphan: the whole process group.
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=DEADLINE)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def fetch(
+    where: int | str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection (`where`: a TCP port or a socket path)."""
+    conn = (
+        UnixHTTPConnection(where)
+        if isinstance(where, str)
+        else http.client.HTTPConnection("127.0.0.1", where, timeout=DEADLINE)
+    )
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def send_raw(port: int, path: str) -> socket.socket:
+    """Open a connection and send a request without reading the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: treadle")
+    assert "run" in err and "demo" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cliapp"], "APP must look like 'module:attribute', got 'cliapp'"),
+        (["no_such_module_xyz:app"], "no module named 'no_such_module_xyz'"),
+        (["no_such_package_xyz.sub:app"], "no module named 'no_such_package_xyz'"),
+        (["cliapp:nope"], "module 'cliapp' has no attribute 'nope'"),
+        (["cliapp:not_an_app"], "'cliapp:not_an_app' is an int, not a web.Application"),
+        (["cliapp:make_app"], "is a function, not a web.Application (a factory? add --factory)"),
+        (["--factory", "cliapp:not_an_app"], "--factory needs a callable"),
+        (["--factory", "--port", "0", "cliapp:make_nothing"], "returned a NoneType"),
+    ],
+)
+def test_a_bad_app_is_one_line_and_status_2(
+    app_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(app_dir)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["run", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("treadle run: error: ")
+    assert message in err
+
+
+def test_an_import_error_inside_the_app_keeps_its_traceback(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not the user's typo but a bug in their module: the traceback says where.
+    monkeypatch.chdir(app_dir)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_here"):
+        main(["run", "cliapp_broken:app"])
+
+
+def test_a_busy_port_is_one_line(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(app_dir)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["run", "cliapp:app", "--port", str(busy.getsockname()[1])]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("treadle run: error: cannot listen: ")
+
+
+def test_workers_report_a_bad_app_once(app_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "treadle", "run", "cliapp:nope", "--workers", "3", "--port", "0"],
+        cwd=app_dir,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == "treadle run: error: module 'cliapp' has no attribute 'nope'\n"
+
+
+def test_workers_that_keep_dying_at_startup_are_given_up(app_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "treadle", "run", "cliapp:crashing", "--workers", "2"],
+        cwd=app_dir,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: this app cannot start" in result.stderr
+    assert "starting another in 0.1 s" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("treadle run: error: workers keep dying within 5 s of starting")
+    assert last.endswith("giving up")
+
+
+def test_hello_example_serves_every_route() -> None:
+    pytest.importorskip("treadle.web.static", reason="examples/hello.py needs static files")
+    with treadle_run(ROOT, "examples.hello:app", "--port", "0") as server:
+        assert server.banner == (
+            f"======== Running on http://127.0.0.1:{server.port} (1 worker) ========"
+        )
+        status, headers, body = fetch(server.port, "/")
+        assert (status, headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+        assert b"<h1>Treadle</h1>" in body
+        status, _, body = fetch(server.port, "/hello/world")
+        assert (status, body) == (200, b"<h1>hello, world!</h1>")
+        status, headers, body = fetch(server.port, "/api/greeting?name=you")
+        assert (status, body) == (200, b'{"greeting": "hello", "name": "you"}')
+        status, _, body = fetch(server.port, "/static/style.css")
+        assert (status, body) == (200, (ROOT / "examples/static/style.css").read_bytes())
+        assert server.stop() == 0
+
+
+def test_factory_and_access_log(app_dir: Path) -> None:
+    with treadle_run(
+        app_dir, "cliapp:make_app_async", "--factory", "--access-log", "--port", "0"
+    ) as server:
+        headers = {"User-Agent": "test-agent/1.0", "Referer": "http://example.com/"}
+        status, _, body = fetch(server.port, "/pid", headers)
+        assert (status, body) == (200, str(server.proc.pid).encode())
+        assert server.stop() == 0
+        combined = re.compile(
+            r'127\.0\.0\.1 - - \[\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET /pid HTTP/1\.1" '
+            r'200 (\d+|-) "http://example\.com/" "test-agent/1\.0" \d+\.\d+'
+        )
+        assert [line for line in server.stderr.splitlines() if combined.fullmatch(line)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stops_gracefully(app_dir: Path, workers: int) -> None:
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--shutdown-timeout", "20"
+    ) as server:
+        assert server.banner.endswith(f"({workers} worker{'s' if workers > 1 else ''}) ========")
+        assert fetch(server.port, "/pid")[0] == 200
+        in_flight = send_raw(server.port, "/slow")
+        try:
+            wait_for((app_dir / "started").exists, "the slow request to start")
+            server.proc.send_signal(signal.SIGTERM)
+            # New connections are refused while the request is still in flight...
+            wait_for(lambda: refused(server.port), "the listening sockets to close")
+            assert not (app_dir / "cleanup.log").exists() or workers > 1
+            (app_dir / "release").touch()
+            # ...which completes, and says the connection closes.
+            head, _, body = read_all(in_flight).partition(b"\r\n\r\n")
+        finally:
+            in_flight.close()
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nConnection: close" in head
+        assert body == b"done"
+        assert server.proc.wait(DEADLINE) == 0
+        # Each worker ran its cleanup signals; the access log was off.
+        assert len((app_dir / "cleanup.log").read_text().split()) == workers
+        assert "GET /" not in server.stderr
+
+
+def test_two_workers_answer_and_a_killed_one_is_replaced(app_dir: Path) -> None:
+    with treadle_run(app_dir, "cliapp:app", "--port", "0", "--workers", "2") as server:
+        # SO_REUSEPORT spreads connections by their address hash: new
+        # connections reach both workers.
+        pids: set[int] = set()
+        for _ in range(200):
+            pids.add(int(fetch(server.port, "/pid")[2]))
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        assert server.proc.pid not in pids
+        victim, survivor = sorted(pids)
+        os.kill(victim, signal.SIGKILL)
+        seen: set[int] = set()
+
+        def replaced() -> bool:
+            try:
+                seen.add(int(fetch(server.port, "/pid")[2]))
+            except (ConnectionError, http.client.HTTPException):
+                pass  # a connection queued on the killed worker's socket
+            return survivor in seen and len(seen - pids) > 0
+
+        wait_for(replaced, "a new worker to answer")
+        assert victim not in seen
+        assert f"worker {victim} was killed by SIGKILL; starting another" in server.stderr
+        assert server.stop() == 0
+        # The killed worker ran no cleanup; the survivor and the new one did.
+        assert sorted(map(int, (app_dir / "cleanup.log").read_text().split())) == sorted(
+            seen - {victim}
+        )
+
+
+def test_unix_socket_shared_by_two_workers(app_dir: Path) -> None:
+    path = str(app_dir / "treadle.sock")
+    with treadle_run(app_dir, "cliapp:app", "--unix", path, "--workers", "2") as server:
+        assert server.banner == f"======== Running on http://unix:{path}: (2 workers) ========"
+        assert fetch(path, "/pid")[0] == 200
+        # Both workers accept from the one inherited socket: while one is
+        # blocked, the other answers.
+        blocked = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            blocked.settimeout(DEADLINE)
+            blocked.connect(path)
+            blocked.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            blocked_pid = int(wait_for(lambda: contents(app_dir / "blocked"), "a worker to block"))
+            other_pid = int(fetch(path, "/pid")[2])
+            (app_dir / "release").touch()
+            assert read_all(blocked).endswith(str(blocked_pid).encode())
+        finally:
+            blocked.close()
+        assert other_pid != blocked_pid
+        assert server.stop() == 0
+    assert not os.path.exists(path)
+
+
+# -- web.run_app in-process --------------------------------------------------------------------
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> bytes:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return await reader.read()
+
+
+def _sigterm_self() -> None:
+    # Only if run_app installed its handler: the default would end pytest.
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_run_app_listens_everywhere_and_stops_gracefully(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    cleaned: list[bool] = []
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await release.wait()
+        return web.Response(text="done")
+
+    async def on_cleanup(app: web.Application) -> None:
+        cleaned.append(True)
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    app.router.add_get("/slow", slow)
+    app.on_cleanup.append(on_cleanup)
+    path = str(tmp_path / "app.sock")
+    presock = socket.socket()
+    presock.bind(("127.0.0.1", 0))
+    sock_port = presock.getsockname()[1]
+    printed: list[str] = []
+    clients: list[asyncio.Task[dict[str, Any]]] = []
+
+    async def client(tcp_port: int) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for name, opener in [
+            ("tcp", lambda: asyncio.open_connection("127.0.0.1", tcp_port)),
+            ("unix", lambda: asyncio.open_unix_connection(path)),
+            ("sock", lambda: asyncio.open_connection("127.0.0.1", sock_port)),
+        ]:
+            reader, writer = await opener()
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            results[name] = (await reader.read()).endswith(b"\r\n\r\nhi")
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
+        response = asyncio.ensure_future(_request(reader, writer, "/slow"))
+        await started.wait()
+        _sigterm_self()
+        while True:  # until every listening socket is closed
+            try:
+                _, probe = await asyncio.open_connection("127.0.0.1", tcp_port)
+                probe.close()
+                await asyncio.sleep(0.01)
+            except ConnectionRefusedError:
+                break
+        results["cleaned before release"] = bool(cleaned)
+        release.set()
+        results["slow"] = await response
+        writer.close()
+        return results
+
+    def print_(text: str) -> None:
+        printed.append(text)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", text)
+        assert match is not None
+        clients.append(loop.create_task(client(int(match.group(1)))))
+
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=0,
+        path=path,
+        sock=presock,
+        shutdown_timeout=DEADLINE,
+        print=print_,
+        loop=loop,
+    )
+    results = run(loop, clients[0])
+    assert printed[0].startswith("======== Running on http://127.0.0.1:")
+    assert f"http://unix:{path}:" in printed[0]
+    assert (results["tcp"], results["unix"], results["sock"]) == (True, True, True)
+    assert results["cleaned before release"] is False
+    head, _, body = results["slow"].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"\r\nConnection: close" in head
+    assert body == b"done"
+    assert cleaned == [True]
+    assert presock.fileno() == -1  # closed with its site
+
+
+def test_run_app_shutdown_timeout_aborts_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    started = asyncio.Event()
+    cleaned: list[bool] = []
+
+    async def forever(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def on_cleanup(app: web.Application) -> None:
+        cleaned.append(True)
+
+    app = web.Application()
+    app.router.add_get("/forever", forever)
+    app.on_cleanup.append(on_cleanup)
+    clients: list[asyncio.Task[bytes]] = []
+
+    async def client(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        response = asyncio.ensure_future(_request(reader, writer, "/forever"))
+        await started.wait()
+        _sigterm_self()
+        try:
+            return await response
+        finally:
+            writer.close()
+
+    def print_(text: str) -> None:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", text)
+        assert match is not None
+        clients.append(loop.create_task(client(int(match.group(1)))))
+
+    web.run_app(app, host="127.0.0.1", port=0, shutdown_timeout=0.05, print=print_, loop=loop)
+    assert run(loop, clients[0]) == b""  # aborted: no response at all
+    assert cleaned == [True]
