@@ -158,9 +158,10 @@ def subprocess_env() -> dict[str, str]:
 
 
 @contextmanager
-def treadle_run(cwd: Path, *args: str) -> Iterator[Running]:
-    """Start `python -m treadle run ARGS` in `cwd` and wait for its banner."""
-    stderr = cwd / f"stderr-{time.monotonic_ns()}.txt"
+def treadle_run(cwd: Path, *args: str, logs: Path | None = None) -> Iterator[Running]:
+    """Start `python -m treadle run ARGS` in `cwd` and wait for its banner;
+    its stderr goes to a file in `logs` (default: `cwd`)."""
+    stderr = (logs or cwd) / f"stderr-{time.monotonic_ns()}.txt"
     with open(stderr, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "treadle", "run", *args],
@@ -336,9 +337,9 @@ def test_workers_that_keep_dying_at_startup_are_given_up(app_dir: Path) -> None:
     assert last.endswith("giving up")
 
 
-def test_hello_example_serves_every_route() -> None:
+def test_hello_example_serves_every_route(tmp_path: Path) -> None:
     pytest.importorskip("treadle.web.static", reason="examples/hello.py needs static files")
-    with treadle_run(ROOT, "examples.hello:app", "--port", "0") as server:
+    with treadle_run(ROOT, "examples.hello:app", "--port", "0", logs=tmp_path) as server:
         assert server.banner == (
             f"======== Running on http://127.0.0.1:{server.port} (1 worker) ========"
         )
