@@ -437,3 +437,39 @@ def test_api_misuse_is_named() -> None:
     with pytest.raises(KeyError, match="name"):
         app.router.add_get("/u/{name}", hello, name="u")
         app.router["u"].url_for()
+
+
+def test_client_max_size_raises_the_http_limit_too(loop: asyncio.AbstractEventLoop) -> None:
+    async def size(request: web.Request) -> web.Response:
+        return web.Response(text=str(len(await request.read())))
+
+    app = web.Application(client_max_size=3 * 1024 * 1024)
+    app.router.add_post("/size", size)
+
+    async def scenario(client: TestClient) -> None:
+        # Above the HTTP layer's default 1 MiB cap, within the app's: accepted.
+        assert (await client.post("/size", body=b"x" * (2 * 1024 * 1024))).text == "2097152"
+        resp = await client.post("/size", body=b"x" * (3 * 1024 * 1024 + 1))
+        assert resp.status == 413
+
+    serve(loop, app, scenario)
+
+
+def test_body_errors_from_the_http_layer_keep_their_status(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    async def size(request: web.Request) -> web.Response:
+        return web.Response(text=str(len(await request.read())))
+
+    app = web.Application(client_max_size=100_000_000)
+    app.router.add_post("/size", size)
+
+    async def scenario(client: TestClient) -> None:
+        # A chunk-size line that is not hex: the HTTP layer refuses it while the
+        # handler reads; the answer is 400, not a 500 from the handler.
+        resp = await client.post(
+            "/size", headers={"Transfer-Encoding": "chunked"}, body=b"5\r\nhello\r\nzz\r\n"
+        )
+        assert resp.status == 400
+
+    serve(loop, app, scenario)

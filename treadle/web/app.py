@@ -18,7 +18,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .exceptions import HTTPException, HTTPInternalServerError
+from ..http.errors import HTTPError as BodyError
+from .exceptions import HTTPException, HTTPInternalServerError, exception_for_status
 from .request import Request
 from .response import StreamResponse
 from .router import (
@@ -432,18 +433,27 @@ class Application(MutableMapping[Any, Any]):
             response = exc
         except asyncio.CancelledError:
             raise
+        except BodyError as exc:
+            # The HTTP layer refused the body while the handler read it (too
+            # large, timed out, malformed chunks): answer its status, then close.
+            response = exception_for_status(exc.status, f"{exc.status}: {exc.detail}")
+            response.force_close()
         except Exception:
             self.logger.exception("Error handling request %s %s", message.method, message.target)
             response = HTTPInternalServerError()
-        if response._eof_sent:
-            return
-        if response._writer is not None:
-            await response.write_eof()
-        elif type(response) is StreamResponse:
-            await response.prepare(request)
-            await response.write_eof()
-        else:
-            await response._send(request)  # type: ignore[attr-defined]
+        try:
+            if response._eof_sent:
+                return
+            if response._writer is not None:
+                await response.write_eof()
+            elif type(response) is StreamResponse:
+                await response.prepare(request)
+                await response.write_eof()
+            else:
+                await response._send(request)  # type: ignore[attr-defined]
+        finally:
+            if request._post is not None:
+                request._close_files()
 
     def _resolve_for_test(self, method: str, path: str) -> MatchInfo:
         return self._router.resolve(method, path)

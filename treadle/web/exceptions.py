@@ -410,3 +410,31 @@ class HTTPNotExtended(HTTPServerError):
 
 class HTTPNetworkAuthenticationRequired(HTTPServerError):
     status_code = 511
+
+
+def _simple_classes() -> dict[int, type[HTTPException]]:
+    """Status -> exception class, for the classes built from a text alone."""
+    found: dict[int, type[HTTPException]] = {}
+    pending: list[type[HTTPException]] = [HTTPException]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.status_code >= 100 and cls.__init__ is HTTPException.__init__:
+            found.setdefault(cls.status_code, cls)
+    return found
+
+
+_BY_STATUS = _simple_classes()
+
+
+def exception_for_status(status: int, text: str | None = None) -> HTTPException:
+    """An HTTP exception with `status` and `text` as its body: the class named
+    for the status where one takes a text alone (HTTPBadRequest for 400...),
+    else a subclass of HTTPClientError/HTTPServerError made for the status
+    (HTTPRequestEntityTooLarge, say, wants sizes this path does not know)."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        base = HTTPClientError if status < 500 else HTTPServerError
+        cls = type(f"HTTPStatus{status}", (base,), {"status_code": status})
+        _BY_STATUS[status] = cls
+    return cls(text=text)

@@ -465,6 +465,19 @@ class Request(MutableMapping[str, Any]):
         async for chunk in self._body.iter_chunked(size):
             yield chunk
 
+    def _close_files(self) -> None:
+        """Close the files of uploaded form parts once the response is out: a
+        handler that wants one longer must copy it (or move it) first."""
+        post = self._post
+        if post is None:
+            return
+        for value in post.values():
+            if isinstance(value, FileField):
+                try:
+                    value.file.close()
+                except Exception:  # a handler may have closed or replaced it
+                    pass
+
     # -- hooks ---------------------------------------------------------------------------------
 
     @property

@@ -88,7 +88,7 @@ class AppRunner:
 
     async def setup(self) -> None:
         """Freeze the application, run its startup signals, make the server."""
-        from ..http import HTTPServer, ServerConfig
+        from ..http import HTTPServer, Limits, ServerConfig
 
         if self._server is not None:
             raise RuntimeError("AppRunner.setup() was already called")
@@ -104,6 +104,17 @@ class AppRunner:
         await app.startup()
         app.freeze()
         config = self._config or ServerConfig(**self._kwargs)
+        if self._config is None and "limits" not in self._kwargs:
+            # Let bodies as large as the applications accept reach them: the
+            # HTTP layer's own cap would otherwise refuse them first.
+            wanted = _max_body(app)
+            if wanted > config.limits.max_body_size:
+                current = config.limits
+                limits = Limits(
+                    **{name: getattr(current, name) for name in Limits.__slots__}
+                    | {"max_body_size": wanted}
+                )
+                config = ServerConfig(**{**self._kwargs, "limits": limits})
         self._server = HTTPServer(app._handle_with_log(self._access_log), config)
 
     async def shutdown(self) -> None:
@@ -138,6 +149,11 @@ class AppRunner:
         if site in self._sites:
             raise RuntimeError(f"Site {site} is already registered in runner {self}")
         self._sites.append(site)
+
+
+def _max_body(app: Application) -> int:
+    sizes = [app._client_max_size, *(_max_body(sub) for sub in app._subapps)]
+    return max(sizes)
 
 
 def _sockets(server: asyncio.AbstractServer | None) -> tuple[Any, ...]:
