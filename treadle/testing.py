@@ -1,29 +1,63 @@
-"""Test an application over a real socket: `TestServer` and `TestClient`.
+"""Test an application over a real socket: `TestServer`, `TestClient`, `SyncTestClient`.
+
+In an async test (on whatever loop runs it):
 
     async with TestClient(app) as client:
         resp = await client.get("/hello/world")
         assert resp.status == 200
         assert resp.text == "hello, world!"
 
+In an ordinary synchronous pytest test, with the `treadle_client` fixture
+(installing Treadle registers the plugin `treadle.pytest_plugin`; no
+pytest-asyncio needed):
+
+    from treadle import web
+
+    async def hello(request):
+        return web.json_response({"name": request.match_info["name"]})
+
+    def test_hello(treadle_client):
+        app = web.Application()
+        app.router.add_get("/hello/{name}", hello)
+        client = treadle_client(app)          # serving now; stopped after the test
+        resp = client.get("/hello/world")
+        assert resp.status == 200
+        assert resp.json() == {"name": "world"}
+        assert client.post("/hello/x").status == 405
+
+Outside pytest: `with SyncTestClient(app) as client: ...`.
+
 The server listens on 127.0.0.1 with a free port and runs the application's
 full lifecycle (startup, cleanup); the client speaks HTTP/1.1 over one
 keep-alive connection (a new one if the server closed it) and reads each
 response whole, with `Content-Length` or chunked framing. Nothing is mocked:
 what the test sees is what a browser would.
+
+`SyncTestClient` runs the server *and* its `TestClient` on a Treadle loop in a
+background thread, and each call waits for its answer. That keeps the test
+body plain synchronous code, and the server keeps serving between calls, so a
+test may also talk to `client.url(...)` with any other client (`urllib`,
+`http.client`, a subprocess). The alternative, running the loop in the test's
+own thread during each call, would leave the server deaf between calls.
+Handlers therefore run in that thread, not the test's: share state through
+the application, not thread-locals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
 
 from .http.headers import Headers
 from .web.app import Application
 from .web.runner import AppRunner, TCPSite
 
-__all__ = ["ClientResponse", "TestClient", "TestServer"]
+__all__ = ["ClientResponse", "SyncTestClient", "TestClient", "TestServer"]
+
+T = TypeVar("T")
 
 
 class ClientResponse:
@@ -42,9 +76,11 @@ class ClientResponse:
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8."""
         return self.body.decode("utf-8")
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.body)
 
     def __repr__(self) -> str:
@@ -63,12 +99,14 @@ class TestServer:
         self._runner = AppRunner(app, **runner_kwargs)
 
     async def start(self) -> None:
+        """Run the application's startup and listen on a free port."""
         await self._runner.setup()
         site = TCPSite(self._runner, self.host, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        """Stop gracefully and run the application's cleanup."""
         await self._runner.cleanup()
 
     async def __aenter__(self) -> TestServer:
@@ -93,6 +131,7 @@ class TestClient:
 
     @property
     def port(self) -> int:
+        """The server's port."""
         return self.server.port
 
     async def __aenter__(self) -> TestClient:
@@ -103,6 +142,7 @@ class TestClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the connection and stop the server."""
         await self._disconnect()
         await self.server.close()
 
@@ -162,24 +202,31 @@ class TestClient:
         return response
 
     async def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A GET request."""
         return await self.request("GET", path, **kwargs)
 
     async def head(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A HEAD request."""
         return await self.request("HEAD", path, **kwargs)
 
     async def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A POST request."""
         return await self.request("POST", path, **kwargs)
 
     async def put(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A PUT request."""
         return await self.request("PUT", path, **kwargs)
 
     async def patch(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A PATCH request."""
         return await self.request("PATCH", path, **kwargs)
 
     async def delete(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A DELETE request."""
         return await self.request("DELETE", path, **kwargs)
 
     async def options(self, path: str, **kwargs: Any) -> ClientResponse:
+        """An OPTIONS request."""
         return await self.request("OPTIONS", path, **kwargs)
 
 
@@ -223,3 +270,164 @@ async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> Cl
     else:
         body = await reader.read()
     return ClientResponse(status, reason, headers, body, version)
+
+
+class SyncTestClient:
+    """A synchronous `TestClient`: the application is served on a Treadle loop
+    in a background thread and every call waits for its response.
+
+        with SyncTestClient(app) as client:
+            assert client.get("/").status == 200
+
+    `loop_factory` picks the loop (`asyncio.new_event_loop` for the stdlib's);
+    `timeout` bounds each call, so a hung handler fails the test instead of
+    hanging it; other keyword arguments go to `TestServer` (and on to
+    `AppRunner`)."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        app: Application,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        timeout: float = 60.0,
+        **server_kwargs: Any,
+    ) -> None:
+        if loop_factory is None:
+            from .runners import new_event_loop
+
+            loop_factory = new_event_loop
+        self.app = app
+        self.timeout = timeout
+        self._loop_factory = loop_factory
+        self._server_kwargs = server_kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: TestClient | None = None
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on (127.0.0.1)."""
+        return self._started().server.host
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return self._started().server.port
+
+    def url(self, path: str = "/") -> str:
+        """`http://127.0.0.1:PORT` + `path`, for other clients."""
+        return f"http://{self.host}:{self.port}{path}"
+
+    def start(self) -> None:
+        """Start the loop thread and serve the application (startup signals run)."""
+        if self._thread is not None:
+            raise RuntimeError("SyncTestClient.start() was already called")
+        loop = self._loop_factory()
+        thread = threading.Thread(
+            target=_run_loop, args=(loop,), name="treadle-test-server", daemon=True
+        )
+        self._loop, self._thread = loop, thread
+        thread.start()
+        client = TestClient(TestServer(self.app, **self._server_kwargs))
+        try:
+            self._call(client.__aenter__())
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._client = client
+
+    def close(self) -> None:
+        """Stop serving (a graceful stop; cleanup signals run), end the thread."""
+        if self._thread is None:
+            return
+        client, self._client = self._client, None
+        try:
+            if client is not None:
+                self._call(client.close())
+        finally:
+            self._stop_loop()
+
+    def __enter__(self) -> SyncTestClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _started(self) -> TestClient:
+        if self._client is None:
+            raise RuntimeError("the SyncTestClient is not serving: call start() first")
+        return self._client
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(self.timeout)
+        except TimeoutError:
+            future.cancel()
+            if self._client is not None:
+                # The late answer would arrive on this connection, in place of
+                # the next one's: start the next request on a fresh connection.
+                disconnect = self._client._disconnect()
+                asyncio.run_coroutine_threadsafe(disconnect, self._loop).result(self.timeout)
+            raise TimeoutError(f"no answer from the test server in {self.timeout:g} s") from None
+
+    def _stop_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes | str = b"",
+        json_body: Any = None,
+    ) -> ClientResponse:
+        """Send one request and read its response whole (see `TestClient.request`)."""
+        client = self._started()
+        return self._call(
+            client.request(method, path, headers=headers, body=body, json_body=json_body)
+        )
+
+    def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A GET request."""
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A HEAD request."""
+        return self.request("HEAD", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A POST request."""
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A PUT request."""
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A PATCH request."""
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> ClientResponse:
+        """A DELETE request."""
+        return self.request("DELETE", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> ClientResponse:
+        """An OPTIONS request."""
+        return self.request("OPTIONS", path, **kwargs)
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The background thread: run the loop until stopped, then close it as
+    `asyncio.run` does (`asyncio.Runner` in a thread leaves signals alone)."""
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.get_loop().run_forever()
