@@ -162,13 +162,13 @@ _SMALL_BODY: Final = 16384  # bodies below this are copied into the head's write
 
 if sys.version_info >= (3, 12):
 
-    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[None]:
         return asyncio.Task(coro, loop=loop, eager_start=True)
 
 else:
 
-    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
-        return loop.create_task(coro)
+    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[None]:
+        return asyncio.ensure_future(coro, loop=loop)
 
 
 def _bodiless(status: int) -> bool:
@@ -527,7 +527,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._parser = RequestParser(config.limits)
         # Requests parsed but not yet handled (or a parse error to answer).
         self._queue: deque[tuple[Request, Body] | HTTPError] = deque()
-        self._parsing: Body | None = None  # the body the parser is filling
+        # The body the parser is filling; EMPTY_BODY when none (a sentinel that
+        # spares the per-event None checks).
+        self._parsing: Body = EMPTY_BODY
         self._current: tuple[Request, Body, ResponseWriter] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pumping = False
@@ -648,11 +650,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         if len(self._queue) >= self._config.max_pipelined:
             return True
         parsing = self._parsing
-        return (
-            parsing is not None
-            and parsing._size >= self._config.body_buffer
-            and parsing._waiter is None
-        )
+        return parsing._size >= self._config.body_buffer and parsing._waiter is None
 
     def _pull(self) -> bool:
         """Turn parser events into queued requests and body bytes. Returns True if
@@ -665,7 +663,7 @@ class HTTPServerProtocol(asyncio.Protocol):
             if len(queue) >= limit:
                 return True
             parsing = self._parsing
-            if parsing is not None and parsing._size >= body_buffer and parsing._waiter is None:
+            if parsing._size >= body_buffer and parsing._waiter is None:
                 return True
             try:
                 event = parser.next_event()
@@ -682,7 +680,6 @@ class HTTPServerProtocol(asyncio.Protocol):
                         self._on_parse_error(exc)
                 return False
             if type(event) is bytes:
-                assert parsing is not None
                 parsing.feed_data(event)
             elif type(event) is Request:
                 body = Body(self) if event.has_body else EMPTY_BODY
@@ -690,11 +687,10 @@ class HTTPServerProtocol(asyncio.Protocol):
                 queue.append((event, body))
                 if self._deadline_kind == _HEAD_DEADLINE:
                     self._deadline_kind = _NO_DEADLINE
-            else:
-                assert isinstance(event, EndOfMessage) and parsing is not None
+            else:  # EndOfMessage
                 if parsing is not EMPTY_BODY:
-                    parsing.feed_eof(event.trailers)
-                self._parsing = None
+                    parsing.feed_eof(cast(EndOfMessage, event).trailers)
+                self._parsing = EMPTY_BODY
                 if parser._state != _P_HEAD:
                     return False  # CLOSED, or PAUSED for an upgrade: wait and see
 
@@ -713,7 +709,6 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._current = (request, body, writer)
             if self._deadline_kind != _NO_DEADLINE:
                 self._deadline_kind = _NO_DEADLINE
-            assert self._loop is not None
             try:
                 task = _start_handler(self._app(request, body, writer), self._loop)
             except Exception as exc:  # the app callable itself failed
@@ -795,11 +790,11 @@ class HTTPServerProtocol(asyncio.Protocol):
         logger.debug("bad request from %s: %s", self._peer(), exc)
         self._parse_failed = True
         parsing = self._parsing
-        if parsing is not None and parsing is not EMPTY_BODY:
+        if parsing is not EMPTY_BODY:
             # The error is in a body the handler is (or will be) reading; the
             # connection closes after that request (see _finish_request).
             parsing.set_exception(exc)
-            self._parsing = None
+            self._parsing = EMPTY_BODY
             if self._current is None and not self._queue:
                 self._close_transport()
         else:

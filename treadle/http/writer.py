@@ -108,7 +108,12 @@ def encode_fields(headers: HeaderPairs, *, pass_connection: bool = False) -> tup
     Raises `ValueError` naming the field for an invalid name, a value with a
     control character (CR/LF injection), or a framing field.
     """
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # A list or tuple of pairs is the common case; an ABC isinstance is not free.
+    items = (
+        headers
+        if type(headers) is list or type(headers) is tuple or not isinstance(headers, Mapping)
+        else headers.items()
+    )
     lines: list[str] = []
     flags = 0
     cache = _line_cache
