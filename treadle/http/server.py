@@ -17,7 +17,8 @@ Design decisions:
   ever being scheduled, yet `asyncio.current_task()` is its task throughout, so
   `asyncio.timeout()` works. On 3.11, which has no eager tasks, each handler
   gets an ordinary Task (scheduled on the next loop iteration); resuming a
-  bare coroutine by hand would leave `current_task()` wrong.
+  bare coroutine by hand would leave `current_task()` wrong. Handlers' tasks
+  are made directly, so a task factory set on the loop is not used for them.
 - **One handler at a time per connection.** Pipelined requests are parsed ahead
   and queued (at most `max_pipelined`), then handled in order, so responses go
   out in order with no buffering of responses.
