@@ -421,7 +421,6 @@ def test_two_workers_answer_and_a_killed_one_is_replaced(app_dir: Path) -> None:
             return survivor in seen and len(seen - pids) > 0
 
         wait_for(replaced, "a new worker to answer")
-        assert victim not in seen
         assert f"worker {victim} was killed by SIGKILL; starting another" in server.stderr
         assert server.stop() == 0
         # The killed worker ran no cleanup; the survivor and the new one did.
