@@ -116,6 +116,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
             weakref.WeakValueDictionary()
         )
+        # One receive buffer for every socket transport of the loop: callbacks
+        # run one at a time, and each read is copied out before the next.
+        self._read_buffer = bytearray(256 * 1024)
+        self._read_view = memoryview(self._read_buffer)
         # True while the loop is (about to be) blocked in the poller: only then must
         # another thread wake it through the socket pair.
         self._polling = False

@@ -21,7 +21,6 @@ from .core import BaseEventLoop
 from .sockets import SocketsMixin, set_reuseport
 from .transports import (
     LOG_THRESHOLD_FOR_CONNLOST_WRITES,
-    MAX_READ,
     BaseSocketTransport,
     _set_result_unless_cancelled,
 )
@@ -60,7 +59,10 @@ class DatagramTransport(BaseSocketTransport, asyncio.DatagramTransport):
         if self._conn_lost:
             return
         try:
-            data, addr = self._sock.recvfrom(MAX_READ)  # type: ignore[union-attr]
+            # Into the loop's shared buffer: recvfrom(MAX_READ) would allocate
+            # MAX_READ bytes per datagram.
+            n, addr = self._sock.recvfrom_into(self._loop._read_buffer)  # type: ignore[union-attr]
+            data = self._loop._read_view[:n].tobytes()  # type: ignore[union-attr]
         except _WOULD_BLOCK:
             return
         except OSError as exc:
