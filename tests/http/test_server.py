@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -380,6 +381,32 @@ def test_streaming_with_content_length_and_http_1_0(loop: asyncio.AbstractEventL
             resp = await read_response(reader)  # no chunked for 1.0: delimited by close
             assert resp.header("Transfer-Encoding") is None
             assert resp.header("Connection") == "close" and resp.body == b"abcdef"
+
+    run(loop, main())
+
+
+def test_sendfile_under_content_length(
+    loop: asyncio.AbstractEventLoop, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+    sent: list[int] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        with path.open("rb") as f:
+            await response.start(200, [], content_length=1000 + 256)
+            await response.write(b"<" * 1000)
+            sent.append(await response.sendfile(f, 256, 256))
+            await response.write_eof()
+        sent.append(response.body_bytes)
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            for _ in range(2):  # the connection carries on after it
+                writer.write(GET)
+                resp = await read_response(reader)
+                assert resp.body == b"<" * 1000 + bytes(range(256))
+        assert sent == [256, 1256, 256, 1256]
 
     run(loop, main())
 

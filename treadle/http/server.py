@@ -428,6 +428,7 @@ class ResponseWriter:
             self._close = True
             raise
         self._remaining -= sent
+        self.body_bytes += sent
         if sent < count:
             self._state = _DONE
             self._close = True
