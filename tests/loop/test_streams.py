@@ -713,3 +713,26 @@ def test_transport_owns_its_fd(loop: asyncio.AbstractEventLoop) -> None:
         await server.wait_closed()
 
     run(loop, main())
+
+
+def test_bad_tls_arguments_are_refused_before_connecting(treadle_loop: Any) -> None:
+    """asyncio connects first and leaks the socket when ssl_handshake_timeout
+    is not positive; Treadle checks the arguments before it connects."""
+    import ssl
+
+    loop = treadle_loop
+
+    async def main() -> None:
+        server, port = await serve(loop, Recorder)
+        before = open_fds()
+        context = ssl.create_default_context()
+        for timeout in (0, -1):
+            with pytest.raises(ValueError, match="ssl_handshake_timeout"):
+                await loop.create_connection(
+                    Recorder, "127.0.0.1", port, ssl=context, ssl_handshake_timeout=timeout
+                )
+        assert open_fds() == before
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())

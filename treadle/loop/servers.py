@@ -140,7 +140,7 @@ class Server(asyncio.AbstractServer):
         if self._ssl_context is None:
             SocketTransport(self._loop, conn, protocol, None, extra, server=self)
             return
-        from .tls import TLSProtocol  # type: ignore[import-not-found, unused-ignore]
+        from .tls import TLSProtocol
 
         waiter = self._loop.create_future()
         tls = TLSProtocol(

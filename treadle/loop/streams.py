@@ -28,6 +28,7 @@ from asyncio.log import logger
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from . import tls
 from .servers import Server
 from .sockets import AddrInfo, SocketsMixin, set_reuseport
 from .transports import SocketTransport
@@ -61,15 +62,6 @@ def _check_ssl_socket(sock: socket.socket) -> None:
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(sock, ssl.SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
-
-
-def _check_ssl_args(
-    ssl: Any, handshake_timeout: float | None, shutdown_timeout: float | None
-) -> None:
-    if handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
 def _raise_connect_errors(errors: list[OSError], all_errors: bool) -> None:
@@ -171,13 +163,15 @@ class StreamsMixin(SocketsMixin):
         if the previous one is still pending (RFC 8305), and the first to
         connect wins.
         """
-        if server_hostname is not None and not ssl:
-            raise ValueError("server_hostname is only meaningful with ssl")
-        if server_hostname is None and ssl:
-            if not host:
-                raise ValueError("You must set server_hostname when using ssl without a host")
-            server_hostname = host
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        # Before connecting: a bad argument must not cost a connection (or leak it).
+        server_hostname = tls.check_ssl_args(
+            "connection",
+            ssl,
+            host=host,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
         if sock is not None:
             _check_ssl_socket(sock)
         if happy_eyeballs_delay is not None and interleave is None:
@@ -334,8 +328,6 @@ class StreamsMixin(SocketsMixin):
         protocol = protocol_factory()
         waiter: asyncio.Future[None] = self.create_future()
         if ssl:
-            from . import tls  # type: ignore[attr-defined, unused-ignore]
-
             context = tls.make_context(ssl, server_side, server_hostname)
             tls_protocol = tls.TLSProtocol(
                 self,
@@ -371,13 +363,13 @@ class StreamsMixin(SocketsMixin):
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Open a Unix stream connection to `path` (or use a connected `sock`)."""
-        if ssl:
-            if server_hostname is None:
-                raise ValueError("you have to pass server_hostname when using ssl")
-        else:
-            if server_hostname is not None:
-                raise ValueError("server_hostname is only meaningful with ssl")
-            _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        server_hostname = tls.check_ssl_args(
+            "unix_connection",
+            ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -415,7 +407,12 @@ class StreamsMixin(SocketsMixin):
         """Wrap a socket accepted elsewhere (the server side of a connection)."""
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls.check_ssl_args(
+            "accepted_socket",
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
         _check_ssl_socket(sock)
         return await self._make_connection(
             sock,
@@ -439,8 +436,6 @@ class StreamsMixin(SocketsMixin):
         ssl_shutdown_timeout: float | None = None,
     ) -> asyncio.Transport:
         """Upgrade an open connection to TLS; return the new (TLS) transport."""
-        from . import tls  # type: ignore[attr-defined, unused-ignore]
-
         transport_: asyncio.Transport = await tls.start_tls(
             self,
             transport,
@@ -475,9 +470,12 @@ class StreamsMixin(SocketsMixin):
     ) -> Server:
         """Listen on every address of `host` (a name, a list of names, or None
         for all interfaces) at `port`, or on `sock`; return the Server."""
-        if isinstance(ssl, bool):
-            raise TypeError("ssl argument must be an SSLContext or None")
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls.check_ssl_args(
+            "server",
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
         if sock is not None:
             _check_ssl_socket(sock)
         if host is not None or port is not None:
@@ -590,9 +588,12 @@ class StreamsMixin(SocketsMixin):
         """Listen on the Unix socket `path` (a stale socket file there is
         replaced) or on `sock`. With `cleanup_socket`, closing the server
         removes the socket file if it is still ours."""
-        if isinstance(ssl, bool):
-            raise TypeError("ssl argument must be an SSLContext or None")
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls.check_ssl_args(
+            "server",
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
