@@ -32,17 +32,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core import BaseEventLoop, _set_result_unless_cancelled
+from .flowcontrol import WriteFlowControl
+from .transports import LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 __all__ = ["PipesMixin", "ReadPipeTransport", "WritePipeTransport"]
 
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
-
-#: Writes attempted after the transport lost its pipe are dropped silently,
-#: as asyncio does; past this many, each one is also logged.
-_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
-
-#: Default high water mark of the write buffer; the low one is a quarter of it.
-_DEFAULT_HIGH_WATER = 64 * 1024
 
 
 class _PipeTransport(asyncio.BaseTransport):
@@ -232,7 +227,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         self._schedule_connection_lost(exc)
 
 
-class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
+class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTransport):
     """The write end of a pipe, with write buffering and flow control."""
 
     def __init__(
@@ -245,9 +240,6 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
         super().__init__(loop, pipe, protocol)
         self._buffer = bytearray()
         self._conn_lost = 0
-        self._high_water = _DEFAULT_HIGH_WATER
-        self._low_water = _DEFAULT_HIGH_WATER // 4
-        self._protocol_paused = False
         loop.call_soon(self._protocol.connection_made, self)
         # On AIX only sockets report the reader going away; elsewhere pipes do too.
         is_socket = stat.S_ISSOCK(self._mode)
@@ -286,7 +278,7 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
         if not data:
             return
         if self._conn_lost or self._closing:
-            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             self._conn_lost += 1
             return
@@ -369,41 +361,8 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
         """Bytes accepted by `write()` and not yet taken by the pipe."""
         return len(self._buffer)
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """(low, high) water marks of the write buffer."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Pause the protocol above `high` buffered bytes, resume it at `low`
-        or below. Defaults: 64 KiB, and a quarter of `high`."""
-        if high is None:
-            high = _DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if len(self._buffer) <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        self._call_flow_control("pause_writing")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and len(self._buffer) <= self._low_water:
-            self._protocol_paused = False
-            self._call_flow_control("resume_writing")
-
-    def _call_flow_control(self, name: str) -> None:
-        try:
-            getattr(self._protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report_error(exc, f"protocol.{name}() failed", routine=False)
+    def _flow_control_failed(self, name: str, exc: BaseException) -> None:
+        self._report_error(exc, f"protocol.{name}() failed", routine=False)
 
 
 class PipesMixin(BaseEventLoop):

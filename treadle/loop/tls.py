@@ -83,6 +83,8 @@ from asyncio.log import logger
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, cast
 
+from .flowcontrol import buffer_limits
+
 __all__ = [
     "SSL_HANDSHAKE_TIMEOUT",
     "SSL_SHUTDOWN_TIMEOUT",
@@ -294,13 +296,7 @@ async def start_tls(
 
 def _flow_limits(high: int | None, low: int | None, default_high: int) -> tuple[int, int]:
     """(high, low) from optional arguments, with asyncio's defaults and check."""
-    if high is None:
-        high = default_high if low is None else 4 * low
-    if low is None:
-        low = high // 4
-    if not high >= low >= 0:
-        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-    return high, low
+    return buffer_limits(high, low, default_high)
 
 
 class SSLTransport(asyncio.Transport):

@@ -32,6 +32,8 @@ from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .flowcontrol import WriteFlowControl
+
 if TYPE_CHECKING:
     from .core import BaseEventLoop
 
@@ -67,7 +69,7 @@ def _set_result_unless_cancelled(fut: asyncio.Future[None] | None) -> None:
         fut.set_result(None)
 
 
-class BaseSocketTransport(asyncio.Transport):
+class BaseSocketTransport(WriteFlowControl, asyncio.Transport):
     """What stream and datagram socket transports share."""
 
     # Set before anything can fail in __init__, so __del__ always finds it.
@@ -105,9 +107,6 @@ class BaseSocketTransport(asyncio.Transport):
         self._conn_lost = 0  # > 0 once connection_lost is scheduled
         self._closing = False
         self._paused = False  # reading paused by pause_reading()
-        self._protocol_paused = False  # pause_writing() called on the protocol
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
         if server is not None:
             server._attach(self)
         loop._transports[self._fd] = self
@@ -184,41 +183,8 @@ class BaseSocketTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Pause the protocol's writing above `high` buffered bytes, resume at `low`."""
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._buffer_size <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report("protocol.pause_writing() failed", exc)
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self._buffer_size <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._report("protocol.resume_writing() failed", exc)
+    def _flow_control_failed(self, name: str, exc: BaseException) -> None:
+        self._report(f"protocol.{name}() failed", exc)
 
     def _report(self, message: str, exc: BaseException) -> None:
         if self._loop is not None:
