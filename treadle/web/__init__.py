@@ -20,6 +20,13 @@ of `router`, `app` and `request`, and docs/web.md.
 
 from __future__ import annotations
 
+# Loading the submodule `static` sets the package attribute `static` to it; it
+# is loaded first so that `from .router import static` below rebinds the name
+# to the function `web.static()`, as aiohttp has it (a submodule is bound to
+# its package only when first loaded).
+from .static import FileResponse, StaticResource
+
+# isort: split
 from .app import AppKey, Application, CleanupContext, Signal, middleware
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
@@ -63,6 +70,7 @@ __all__ = [
     "DynamicResource",
     "ETag",
     "FileField",
+    "FileResponse",
     "GracefulExit",
     "JSONBadRequest",
     "MatchInfo",
@@ -77,6 +85,7 @@ __all__ = [
     "Signal",
     "SockSite",
     "StaticDef",
+    "StaticResource",
     "StreamResponse",
     "TCPSite",
     "UnixSite",
