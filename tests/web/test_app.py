@@ -473,3 +473,37 @@ def test_body_errors_from_the_http_layer_keep_their_status(
         assert resp.status == 400
 
     serve(loop, app, scenario)
+
+
+@pytest.mark.expect_loop_errors
+def test_error_after_the_head_closes_the_connection(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def half(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"partial")
+        raise RuntimeError("broke mid-stream")
+
+    seen: list[str] = []
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        seen.append(request.path)
+        response.headers["X-Prepared"] = "1"
+
+    app = web.Application()
+    app.router.add_get("/half", half)
+    app.router.add_get("/hello/{name}", hello)
+    app.on_response_prepare.append(on_prepare)
+
+    async def scenario(client: TestClient) -> None:
+        with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+            await client.get("/half")
+        resp = await client.get("/hello/you")  # a new connection, served
+        assert resp.status == 200
+        assert resp.headers["X-Prepared"] == "1"
+
+    with caplog.at_level(logging.ERROR):
+        serve(loop, app, scenario)
+    assert caplog.text.count("RuntimeError: broke mid-stream") == 1  # logged once
+    assert seen == ["/half", "/hello/you"]

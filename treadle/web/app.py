@@ -226,6 +226,9 @@ class Application(MutableMapping[Any, Any]):
         self._pre_frozen = False
         self._frozen = False
         self._error_chain: Handler = _raise_match_error
+        # Whether this app or a sub-app has on_response_prepare callbacks: set
+        # at freeze, so a response without any skips the hook per request.
+        self._any_prepare_hooks = False
 
     def __repr__(self) -> str:
         return f"<Application 0x{id(self):x}>"
@@ -334,6 +337,9 @@ class Application(MutableMapping[Any, Any]):
         self._error_chain = _wrap(_raise_match_error, chain)
         for sub in self._subapps:
             sub.pre_freeze(chain)
+        self._any_prepare_hooks = bool(self.on_response_prepare) or any(
+            sub._any_prepare_hooks for sub in self._subapps
+        )
 
     def freeze(self) -> None:
         """Freeze the state too (done after startup)."""
@@ -439,6 +445,10 @@ class Application(MutableMapping[Any, Any]):
             response = exception_for_status(exc.status, f"{exc.status}: {exc.detail}")
             response.force_close()
         except Exception:
+            if writer.started:
+                # The head is out: no 500 can follow it. The HTTP layer logs the
+                # error once and closes the connection mid-response.
+                raise
             self.logger.exception("Error handling request %s %s", message.method, message.target)
             response = HTTPInternalServerError()
         try:

@@ -480,12 +480,6 @@ class Request(MutableMapping[str, Any]):
 
     # -- hooks ---------------------------------------------------------------------------------
 
-    @property
-    def _has_prepare_hooks(self) -> bool:
-        match = self._match_info
-        apps = match.apps if match is not None and match.apps else (self._app,)
-        return any(app.on_response_prepare for app in apps)
-
     async def _prepare_hook(self, response: StreamResponse) -> None:
         match = self._match_info
         apps = match.apps if match is not None and match.apps else (self._app,)

@@ -365,7 +365,7 @@ class StreamResponse:
         if self._writer is not None:
             return self._writer
         self._request = request
-        if request._has_prepare_hooks:
+        if request._app._any_prepare_hooks:
             await request._prepare_hook(self)
         if "Content-Type" not in self._headers:
             self._headers["Content-Type"] = "application/octet-stream"
@@ -450,7 +450,7 @@ class Response(StreamResponse):
         if body is not None and text is not None:
             raise ValueError("body and text are not allowed together")
         super().__init__(status=status, reason=reason, headers=headers)
-        has_ctype = "Content-Type" in self._headers
+        has_ctype = bool(headers) and "Content-Type" in self._headers
         if has_ctype and (content_type is not None or charset is not None):
             raise ValueError(
                 "passing both Content-Type header and content_type or charset params is forbidden"
@@ -526,7 +526,7 @@ class Response(StreamResponse):
     async def _send(self, request: Request) -> None:
         """The fast path: head and body in one write."""
         self._request = request
-        if request._has_prepare_hooks:
+        if request._app._any_prepare_hooks:
             await request._prepare_hook(self)
         body = self._body or b""
         coding = self._choose_coding(request) if body and self._compression is not None else None
