@@ -338,7 +338,7 @@ def test_workers_that_keep_dying_at_startup_are_given_up(app_dir: Path) -> None:
 
 
 def test_hello_example_serves_every_route(tmp_path: Path) -> None:
-    pytest.importorskip("treadle.web.static", reason="examples/hello.py needs static files")
+    pytest.importorskip("treadle.web.files", reason="examples/hello.py needs static files")
     with treadle_run(ROOT, "examples.hello:app", "--port", "0", logs=tmp_path) as server:
         assert server.banner == (
             f"======== Running on http://127.0.0.1:{server.port} (1 worker) ========"

@@ -26,7 +26,7 @@ from tests.conftest import run
 from treadle import web
 from treadle.http import Body, HTTPServer, Request as Message, ResponseWriter
 from treadle.testing import ClientResponse, TestClient, read_response
-from treadle.web.static import _off_loop, _open_regular, _OpenFile
+from treadle.web.files import _off_loop, _open_regular, _OpenFile
 
 SECRET = b"the secret outside the root"
 MTIME = 1_600_000_000.25  # a fixed past time with a fraction of a second

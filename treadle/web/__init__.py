@@ -20,17 +20,12 @@ of `router`, `app` and `request`, and docs/web.md.
 
 from __future__ import annotations
 
-# Loading the submodule `static` sets the package attribute `static` to it; it
-# is loaded first so that `from .router import static` below rebinds the name
-# to the function `web.static()`, as aiohttp has it (a submodule is bound to
-# its package only when first loaded).
-from .static import FileResponse, StaticResource
-
-# isort: split
 from .app import AppKey, Application, CleanupContext, Signal, middleware
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
+from .files import FileResponse, StaticResource
 from .multidict import CIMultiDict, MultiDict, MultiDictProxy
+from .multipart import BodyPartReader, FormLimits, MultipartReader
 from .request import ETag, FileField, JSONBadRequest, Request
 from .response import ContentCoding, Response, StreamResponse, json_response
 from .router import (
@@ -64,6 +59,7 @@ __all__ = [
     "AppRunner",
     "Application",
     "BaseSite",
+    "BodyPartReader",
     "CIMultiDict",
     "CleanupContext",
     "ContentCoding",
@@ -71,11 +67,13 @@ __all__ = [
     "ETag",
     "FileField",
     "FileResponse",
+    "FormLimits",
     "GracefulExit",
     "JSONBadRequest",
     "MatchInfo",
     "MultiDict",
     "MultiDictProxy",
+    "MultipartReader",
     "PlainResource",
     "Request",
     "ResourceRoute",

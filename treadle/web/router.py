@@ -556,7 +556,7 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
 
     def add_static(self, prefix: str, path: Any, **kwargs: Any) -> AbstractResource:
         """Serve the files under directory `path` at URLs under `prefix`."""
-        from .static import StaticResource
+        from .files import StaticResource
 
         self._check_frozen()
         resource = StaticResource(prefix, path, **kwargs)
