@@ -46,13 +46,6 @@ class Headers:
         """Build from `(name, value)` byte pairs, e.g. `[(b"Host", b"example.com")]`."""
         self._fields: list[_Field] = [(n.lower(), n, v) for n, v in fields]
 
-    @classmethod
-    def _from_triples(cls, fields: list[_Field]) -> Headers:
-        # The parser already lowered the names; skip doing it twice.
-        self = cls.__new__(cls)
-        self._fields = fields
-        return self
-
     # -- dict-like access ------------------------------------------------------
 
     def __getitem__(self, name: str | bytes) -> str:

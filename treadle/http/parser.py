@@ -318,6 +318,21 @@ _COMMON_METHODS = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
 
+# Host values already proved valid: a server sees the same few over and over.
+# Bounded, so a stream of distinct hosts cannot grow it.
+_valid_hosts: set[bytes] = set()
+_VALID_HOSTS_MAX: Final = 256
+
+_new_headers = object.__new__
+
+
+def _headers_from(fields: list[tuple[bytes, bytes, bytes]]) -> Headers:
+    # The parser already lowered the names; skip Headers.__init__ doing it again.
+    headers: Headers = _new_headers(Headers)
+    headers._fields = fields
+    return headers
+
+
 # A digit string longer than this is more than any sane limit; we refuse it
 # before int() sees it (int() of thousands of digits is itself a CPU sink).
 _MAX_LENGTH_DIGITS = 18
@@ -530,10 +545,13 @@ def _frame(
     if host_count > 1:
         raise HTTPError(400, "more than one Host header")
     if host_count == 0:
-        if version == _V11:
+        if version is _V11:
             raise HTTPError(400, "missing Host header (required in HTTP/1.1)")
-    elif _HOST_VALUE.fullmatch(host_value) is None:
-        raise HTTPError(400, f"invalid Host header {_excerpt(host_value)}")
+    elif host_value not in _valid_hosts:
+        if _HOST_VALUE.fullmatch(host_value) is None:
+            raise HTTPError(400, f"invalid Host header {_excerpt(host_value)}")
+        if len(_valid_hosts) < _VALID_HOSTS_MAX:
+            _valid_hosts.add(host_value)
 
     chunked = False
     content_length: int | None = 0
@@ -546,7 +564,7 @@ def _frame(
     elif lengths is not None:
         content_length = _content_length(lengths, limits)
 
-    if version == _V11:
+    if version is _V11:  # versions are always the two constants
         keep_alive = b"close" not in connection
         upgrade = upgrade and b"upgrade" in connection
         expect_continue = expect.lower() == b"100-continue"
@@ -559,7 +577,7 @@ def _frame(
         _COMMON_METHODS.get(method) or method.decode("ascii"),
         target.decode("ascii"),
         version,
-        Headers._from_triples(fields),
+        _headers_from(fields),
         keep_alive,
         expect_continue,
         upgrade,
@@ -672,6 +690,8 @@ class RequestParser:
         try:
             while True:
                 if state == _HEAD:
+                    if self._pos >= len(self._buf):
+                        return None  # idle: the common answer after a message
                     return self._read_head()
                 if state in (_BODY, _CHUNK_DATA):
                     buf = self._buf
@@ -883,7 +903,7 @@ class RequestParser:
             if lname in _FORBIDDEN_TRAILERS:
                 raise HTTPError(400, f"{lname.decode()} is not allowed in trailers")
         self._pos = end + 4
-        return self._end_message(EndOfMessage(Headers._from_triples(fields)))
+        return self._end_message(EndOfMessage(_headers_from(fields)))
 
 
 def _diagnose_chunk_line(line: bytes) -> HTTPError:
