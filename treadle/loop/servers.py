@@ -11,7 +11,7 @@ no task per connection (asyncio makes one), so a burst of connections costs one
 
 Running out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM)
 must not take a server down or make it spin. The server stops accepting,
-reports once through the loop's exception handler, keeps serving the
+reports once per shortage through the loop's exception handler, keeps serving the
 connections it has, and tries again as soon as one of its own connections
 closes (a descriptor came free), or else after a back-off that grows from
 0.1 s to 1 s (descriptors freed elsewhere in the process). Pending clients wait
@@ -67,6 +67,11 @@ class Server(asyncio.AbstractServer):
         # Accepting is suspended after a resource error until this is None.
         self._accept_retry: asyncio.TimerHandle | None = None
         self._retry_delay = _RETRY_MIN
+        # Set once a shortage is reported; cleared when the backlog is drained,
+        # so one shortage is reported once, however many retries it takes.
+        self._shortage_reported = False
+        #: How many times accepting paused for a shortage (for tests and stats).
+        self.accept_pauses = 0
         # (path, st_dev, st_ino) of Unix sockets to unlink on close.
         self._unix_paths = unix_paths or []
 
@@ -109,8 +114,11 @@ class Server(asyncio.AbstractServer):
         for _ in range(self._backlog):
             try:
                 conn, address = sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # nothing more to accept, or the client gave up first
+            except (BlockingIOError, InterruptedError):
+                self._shortage_reported = False  # caught up with the backlog
+                return
+            except ConnectionAbortedError:
+                return  # the client gave up first
             except OSError as exc:
                 if exc.errno in _RESOURCE_ERRORS:
                     self._pause_accepting(sock, exc)
@@ -171,13 +179,16 @@ class Server(asyncio.AbstractServer):
             return
         for listening in self._sockets:
             self._loop._remove_fd_handler(listening.fileno(), 0)
-        self._loop.call_exception_handler(
-            {
-                "message": "socket.accept() out of system resource",
-                "exception": exc,
-                "socket": TransportSocket(sock),
-            }
-        )
+        self.accept_pauses += 1
+        if not self._shortage_reported:
+            self._shortage_reported = True
+            self._loop.call_exception_handler(
+                {
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": TransportSocket(sock),
+                }
+            )
         self._accept_retry = self._loop.call_later(self._retry_delay, self._resume_accepting)
         self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
 
