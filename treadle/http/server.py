@@ -169,6 +169,11 @@ if sys.version_info >= (3, 12):
 else:
 
     def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[None]:
+        # Python 3.11 has no eager tasks; Treadle's loop offers the same (the
+        # Task is made and its first step run at once). Other loops: a Task.
+        eager = getattr(loop, "_create_eager_task", None)
+        if eager is not None:
+            return eager(coro)  # type: ignore[no-any-return]
         return asyncio.ensure_future(coro, loop=loop)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from ..http.errors import HTTPError as BodyError
 from .exceptions import HTTPException, HTTPInternalServerError, exception_for_status
 from .request import Request
-from .response import StreamResponse
+from .response import Response, StreamResponse
 from .router import (
     AbstractRouteDef,
     MatchInfo,
@@ -456,6 +456,11 @@ class Application(MutableMapping[Any, Any]):
                 return
             if response._writer is not None:
                 await response.write_eof()
+            elif type(response) is Response and not self._any_prepare_hooks:
+                # The common case, without the _send() coroutine in between.
+                response._request = request
+                status, pairs, data, reason = response._finish(writer)
+                await writer.send(status, pairs, data, reason=reason)
             elif type(response) is StreamResponse:
                 await response.prepare(request)
                 await response.write_eof()

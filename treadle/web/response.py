@@ -90,9 +90,35 @@ def _http_date(value: datetime.datetime | float | int | str) -> str:
     return email.utils.formatdate(float(value), usegmt=True)
 
 
+def _init_status(response: StreamResponse, status: int, reason: str | None) -> None:
+    if reason is None and type(status) is int and 100 <= status <= 999:
+        # The common case, without set_status()'s checks of a reason.
+        response._status = status
+        response._reason = _REASONS.get(status, "")
+    else:
+        response._status = 200
+        response._reason = ""
+        response.set_status(status, reason)
+
+
 class StreamResponse:
     """A response whose body the handler writes: `await resp.prepare(request)`,
     then `await resp.write(data)`..., then `await resp.write_eof()`."""
+
+    # Defaults as class attributes: a response sets only what differs, so
+    # making one (per request) costs a few stores, not a dozen.
+    _cookies: SimpleCookie | None = None
+    _keep_alive: bool | None = None
+    _chunked = False
+    _compression: str | bool | None = None  # None: off; True: by Accept-Encoding
+    _writer: ResponseWriter | None = None
+    _compressor: Any = None
+    _eof_sent = False
+    _request: Request | None = None
+    # The headers are made on first use: until then a response with only a
+    # Content-Type (most of them) keeps its value in `_ctype`.
+    _hdrs: CIMultiDict[str] | None = None
+    _ctype: str | None = None
 
     def __init__(
         self,
@@ -101,23 +127,9 @@ class StreamResponse:
         reason: str | None = None,
         headers: HeadersLike | None = None,
     ) -> None:
-        if reason is None and type(status) is int and 100 <= status <= 999:
-            # The common case, without set_status()'s checks of a reason.
-            self._status = status
-            self._reason = _REASONS.get(status, "")
-        else:
-            self._status = 200
-            self._reason = ""
-            self.set_status(status, reason)
-        self._headers: CIMultiDict[str] = CIMultiDict(headers) if headers else CIMultiDict()
-        self._cookies: SimpleCookie | None = None
-        self._keep_alive: bool | None = None
-        self._chunked = False
-        self._compression: str | bool | None = None  # None: off; True: by Accept-Encoding
-        self._writer: ResponseWriter | None = None
-        self._compressor: Any = None
-        self._eof_sent = False
-        self._request: Request | None = None
+        _init_status(self, status, reason)
+        if headers:
+            self._hdrs = CIMultiDict(headers)
 
     # -- status and headers --------------------------------------------------------------
 
@@ -131,7 +143,7 @@ class StreamResponse:
 
     def set_status(self, status: int, reason: str | None = None) -> None:
         """Change the status (and reason phrase) before the head is sent."""
-        if getattr(self, "_writer", None) is not None:
+        if self._writer is not None:
             raise RuntimeError(
                 "Cannot change the response status code after the headers have been sent"
             )
@@ -141,6 +153,16 @@ class StreamResponse:
         if reason is not None and ("\r" in reason or "\n" in reason):
             raise ValueError("reason phrase must not contain CR or LF")
         self._reason = reason if reason is not None else _reason(status)
+
+    @property
+    def _headers(self) -> CIMultiDict[str]:
+        headers = self._hdrs
+        if headers is None:
+            headers = CIMultiDict()
+            if self._ctype is not None:
+                headers._items.append(("content-type", "Content-Type", self._ctype))
+            self._hdrs = headers
+        return headers
 
     @property
     def headers(self) -> CIMultiDict[str]:
@@ -323,8 +345,14 @@ class StreamResponse:
     def _header_pairs(self) -> tuple[list[tuple[str, str]], int | None]:
         """The fields to send and the Content-Length hint (framing removed)."""
         length: int | None = None
-        pairs: list[tuple[str, str]] = []
-        for lname, name, value in self._headers._items:
+        headers = self._hdrs
+        if headers is None:
+            pairs = [("Content-Type", self._ctype)] if self._ctype is not None else []
+            items: list[tuple[str, str, str]] = []
+        else:
+            pairs = []
+            items = headers._items
+        for lname, name, value in items:
             if lname == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise ValueError(f"invalid Content-Length header {value!r}")
@@ -449,20 +477,28 @@ class Response(StreamResponse):
     ) -> None:
         if body is not None and text is not None:
             raise ValueError("body and text are not allowed together")
-        super().__init__(status=status, reason=reason, headers=headers)
-        has_ctype = bool(headers) and "Content-Type" in self._headers
+        # StreamResponse.__init__, inlined: a Response is made per request.
+        if reason is None and type(status) is int and 100 <= status <= 999:
+            self._status = status
+            self._reason = _REASONS.get(status, "")
+        else:
+            _init_status(self, status, reason)
+        if headers:
+            self._hdrs = CIMultiDict(headers)
+            has_ctype = "Content-Type" in self._hdrs
+        else:
+            has_ctype = False
         if has_ctype and (content_type is not None or charset is not None):
             raise ValueError(
                 "passing both Content-Type header and content_type or charset params is forbidden"
             )
         self._body: bytes | None = None
         if text is not None:
-            if not isinstance(text, str):
+            if type(text) is not str and not isinstance(text, str):
                 raise TypeError(f"text argument must be str ({type(text)!r})")
             charset = charset or "utf-8"
             if not has_ctype:
-                ctype = content_type or "text/plain"
-                self._headers.add("Content-Type", f"{ctype}; charset={charset}")
+                self._set_ctype(f"{content_type or 'text/plain'}; charset={charset}")
             self._body = text.encode(charset)
         else:
             if body is not None:
@@ -471,9 +507,13 @@ class Response(StreamResponse):
                 self._body = bytes(body)
             if not has_ctype and (content_type is not None or body is not None):
                 ctype = content_type or "application/octet-stream"
-                self._headers.add(
-                    "Content-Type", f"{ctype}; charset={charset}" if charset else ctype
-                )
+                self._set_ctype(f"{ctype}; charset={charset}" if charset else ctype)
+
+    def _set_ctype(self, value: str) -> None:
+        if self._hdrs is None:
+            self._ctype = value
+        else:
+            self._hdrs.add("Content-Type", value)
 
     @property
     def body(self) -> bytes | None:
@@ -528,20 +568,33 @@ class Response(StreamResponse):
         self._request = request
         if request._app._any_prepare_hooks:
             await request._prepare_hook(self)
-        body = self._body or b""
-        coding = self._choose_coding(request) if body and self._compression is not None else None
-        if coding is not None:
-            compressor = self._compressor_for(coding)
-            body = compressor.compress(body) + compressor.flush()
-            self._headers["Content-Encoding"] = coding
-            self._headers.add("Vary", "Accept-Encoding")
-        pairs, _ = self._header_pairs()
         writer = request._writer
+        status, pairs, body, reason = self._finish(writer)
+        await writer.send(status, pairs, body, reason=reason)
+
+    def _finish(
+        self, writer: ResponseWriter
+    ) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+        """Mark the response sent through `writer` and return what
+        `writer.send()` needs (compressing the body if asked to)."""
+        body = self._body or b""
+        if body and self._compression is not None:
+            assert self._request is not None
+            coding = self._choose_coding(self._request)
+            if coding is not None:
+                compressor = self._compressor_for(coding)
+                body = compressor.compress(body) + compressor.flush()
+                self._headers["Content-Encoding"] = coding
+                self._headers.add("Vary", "Accept-Encoding")
+        pairs, _ = self._header_pairs()
         if self._keep_alive is False:
             writer.force_close()
         self._writer = writer
         self._eof_sent = True
-        await writer.send(self._status, pairs, body, reason=self._reason)
+        status = self._status
+        # The standard phrase goes as None: the writer has its line cached.
+        reason = self._reason
+        return status, pairs, body, None if reason is _REASONS.get(status) else reason
 
 
 def json_response(

@@ -148,10 +148,9 @@ class MatchInfo(dict[str, str]):
 
     __slots__ = ("_apps", "route")
 
-    def __init__(self, values: dict[str, str], route: ResourceRoute) -> None:
-        super().__init__(values)
-        self.route = route
-        self._apps: tuple[Application, ...] = ()
+    # Made per request by `_match_info()`, without a Python-level __init__.
+    route: ResourceRoute
+    _apps: tuple[Application, ...]
 
     @property
     def handler(self) -> Handler:
@@ -168,6 +167,13 @@ class MatchInfo(dict[str, str]):
 
     def __repr__(self) -> str:
         return f"<MatchInfo {dict.__repr__(self)}: {self.route!r}>"
+
+
+def _match_info(values: dict[str, str] | None, route: ResourceRoute) -> MatchInfo:
+    info = MatchInfo(values) if values else MatchInfo()
+    info.route = route
+    info._apps = ()
+    return info
 
 
 # -- routes and resources -----------------------------------------------------------------
@@ -371,7 +377,10 @@ class DynamicResource(AbstractResource):
         m = self._regex.match(path)
         if m is None:
             return None
-        return {k: _unescape_capture(v) for k, v in m.groupdict().items()}
+        values = m.groupdict()
+        if "%" in path:
+            return {k: _unescape_capture(v) for k, v in values.items()}
+        return values
 
     def url_for(self, *args: str, **kwargs: str) -> URL:
         if args:
@@ -439,6 +448,11 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
         self._buckets: dict[str, list[AbstractResource]] = {}
         # patterns whose first segment is itself a variable: tried for every path
         self._wild: list[AbstractResource] = []
+        # first segment -> (regex match, routes) of the patterns at the head of
+        # its bucket (up to the first resource that is not a DynamicResource)
+        self._fast: dict[
+            str, list[tuple[Callable[[str], re.Match[str] | None], dict[str, ResourceRoute]]]
+        ] = {}
         self._frozen = False
 
     # -- Mapping of names to resources --
@@ -488,7 +502,12 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
             if bucket is None:
                 self._wild.append(resource)
             else:
-                self._buckets.setdefault(bucket, []).append(resource)
+                members = self._buckets.setdefault(bucket, [])
+                members.append(resource)
+                if all(type(r) is DynamicResource for r in members):
+                    assert isinstance(resource, DynamicResource)
+                    fast = self._fast.setdefault(bucket, [])
+                    fast.append((resource._regex.match, resource.routes))
         else:
             self._wild.append(resource)
 
@@ -583,25 +602,48 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
         """The route for `method` and `path` (the raw, still-encoded path).
         Raises HTTPNotFound, HTTPMethodNotAllowed or HTTPBadRequest."""
         key = decode_path(path, keep_slash=True) if "%" in path else path
-        allowed: set[str] = set()
         plain = self._plain.get(key)
         if plain is not None:
-            route = plain.route_for(method)
+            routes = plain.routes
+            route = routes.get(method) or routes.get(METH_ANY)
             if route is not None:
-                return MatchInfo({}, route)
-            allowed |= plain.allowed_methods
-        segment = key[1:].split("/", 1)[0]
-        for candidates in (self._buckets.get(segment, ()), self._wild):
+                info = MatchInfo()
+                info.route = route
+                info._apps = ()
+                return info
+        fast = self._fast.get(key[1:].partition("/")[0])
+        if fast is not None and "%" not in key:
+            # The bucket's leading patterns, as (regex match, routes): no method
+            # calls per candidate. Anything else goes the slow way.
+            for regex_match, routes in fast:
+                m = regex_match(key)
+                if m is not None:
+                    route = routes.get(method) or routes.get(METH_ANY)
+                    if route is None:
+                        break
+                    info = MatchInfo(m.groupdict())
+                    info.route = route
+                    info._apps = ()
+                    return info
+        return self._resolve_slowly(method, key, plain)
+
+    def _resolve_slowly(self, method: str, key: str, plain: PlainResource | None) -> MatchInfo:
+        """Everything `resolve` does not do on its fast path: sub-applications,
+        patterns with a variable first segment, 405 and 404."""
+        allowed: set[str] = set(plain.routes) if plain is not None else set()
+        bucket = self._buckets.get(key[1:].partition("/")[0])
+        for candidates in (bucket, self._wild) if bucket else (self._wild,):
             for resource in candidates:
                 values = resource.match(key)
                 if values is None:
                     continue
                 if isinstance(resource, SubAppResource):
                     return resource.resolve_sub(method, values["tail"] or "/", allowed)
-                route = resource.route_for(method)
+                routes = resource.routes
+                route = routes.get(method) or routes.get(METH_ANY)
                 if route is not None:
-                    return MatchInfo(values, route)
-                allowed |= resource.allowed_methods
+                    return _match_info(values, route)
+                allowed |= set(routes)
         if allowed:
             raise HTTPMethodNotAllowed(method, allowed)
         raise HTTPNotFound()
