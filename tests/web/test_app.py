@@ -507,3 +507,56 @@ def test_error_after_the_head_closes_the_connection(
         serve(loop, app, scenario)
     assert caplog.text.count("RuntimeError: broke mid-stream") == 1  # logged once
     assert seen == ["/half", "/hello/you"]
+
+
+def test_handlers_run_inside_their_task_from_the_first_step(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Handlers start eagerly (no loop iteration before their first step), yet
+    `current_task()` is theirs from the start, so `asyncio.timeout` works."""
+
+    async def timed(request: web.Request) -> web.Response:
+        task = asyncio.current_task()
+        assert task is not None
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)
+        assert asyncio.current_task() is task
+        return web.Response(text="ok")
+
+    async def instant(request: web.Request) -> web.Response:
+        assert asyncio.current_task() is not None
+        return web.Response(text="instant")
+
+    app = web.Application()
+    app.router.add_get("/timed", timed)
+    app.router.add_get("/instant", instant)
+
+    async def scenario(client: TestClient) -> None:
+        for _ in range(3):
+            assert (await client.get("/timed")).text == "ok"
+            assert (await client.get("/instant")).text == "instant"
+
+    serve(loop, app, scenario)
+
+
+def test_eager_task_start_on_treadle(treadle_loop: Any) -> None:
+    """The loop's eager start: the first step runs inside create, not later."""
+    loop = treadle_loop
+    steps: list[str] = []
+
+    async def body() -> str:
+        steps.append("first step")
+        await asyncio.sleep(0)
+        steps.append("second step")
+        return "done"
+
+    def start() -> None:
+        task = loop._create_eager_task(body())
+        steps.append("after create")
+        fut.set_result(task)
+
+    fut = loop.create_future()
+    loop.call_soon(start)
+    task = loop.run_until_complete(fut)
+    assert loop.run_until_complete(task) == "done"
+    assert steps == ["first step", "after create", "second step"]
