@@ -803,3 +803,42 @@ def test_http_error_reason_and_str() -> None:
 def test_lenient_parsing_cve_2023_47627_cve_2024_23829(data: bytes) -> None:
     # aiohttp's pure-Python parser accepted all of these at some point.
     assert refused(data).status in (400, 505)
+
+
+def test_a_repeated_header_block_is_reused_only_when_identical() -> None:
+    """The parser remembers the last header block it validated: the same bytes
+    (and version) give the same fields and framing without parsing them again.
+    Any difference, however small, is parsed afresh."""
+    p = RequestParser()
+    head = b"Host: a\r\nContent-Length: 3\r\n\r\n"
+    p.feed(b"POST /1 HTTP/1.1\r\n" + head + b"abc" + b"POST /2 HTTP/1.1\r\n" + head + b"xyz")
+    first = p.next_event()
+    assert isinstance(first, Request) and first.content_length == 3
+    assert p.next_event() == b"abc"
+    assert isinstance(p.next_event(), EndOfMessage)
+    second = p.next_event()
+    assert isinstance(second, Request) and second is not first
+    assert (second.target, second.content_length) == ("/2", 3)
+    assert second.headers == first.headers
+    assert p.next_event() == b"xyz"
+    assert isinstance(p.next_event(), EndOfMessage)
+    # One byte different: Content-Length 4 now, and its body.
+    p.feed(b"POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz")
+    third = p.next_event()
+    assert isinstance(third, Request) and third.content_length == 4
+    assert p.next_event() == b"wxyz"
+    assert isinstance(p.next_event(), EndOfMessage)
+    # Same block, other version: framing is judged again (no Host needed in 1.0,
+    # keep-alive differs).
+    p.feed(b"GET /4 HTTP/1.0\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz")
+    fourth = p.next_event()
+    assert isinstance(fourth, Request) and fourth.version == (1, 0)
+    assert not fourth.keep_alive
+
+
+def test_a_bad_block_is_refused_every_time() -> None:
+    for _ in range(2):
+        p = RequestParser()
+        p.feed(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
+        with pytest.raises(HTTPError):
+            p.next_event()

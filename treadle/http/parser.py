@@ -18,7 +18,7 @@ Why strict: request smuggling lives in the gaps between two parsers that frame
 the same bytes differently. So every rule below rejects what RFC 9110/9112 does
 not allow, including what the RFC lets a recipient tolerate, whenever another
 parser on the path could read it otherwise. Each rule is a named check in one
-obvious place: `_parse_request_line`, `_parse_fields` and `_frame` for the head,
+obvious place: `_parse_request_line`, `_parse_fields` and `_framing` for the head,
 `_CHUNK_LINE` and `_read_chunk_end` for chunked bodies. An error is an
 `HTTPError` carrying the status to answer (400, 413, 414, 431, 501, 505); after
 one the parser is dead and the connection must close.
@@ -506,14 +506,36 @@ def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
         raise HTTPError(400, f"unknown transfer coding {_excerpt(coding)}")
 
 
-def _frame(
+_Framing = tuple[bool, bool, bool, "int | None", bool]
+
+
+def _request(
     method: bytes,
     target: bytes,
     version: tuple[int, int],
     fields: list[tuple[bytes, bytes, bytes]],
-    limits: Limits,
+    framing: _Framing,
 ) -> Request:
-    """Build the `Request` for a head, applying the rules that span fields."""
+    keep_alive, expect_continue, upgrade, content_length, chunked = framing
+    return Request(
+        _COMMON_METHODS.get(method) or method.decode("ascii"),
+        target.decode("ascii"),
+        version,
+        _headers_from(fields),
+        keep_alive,
+        expect_continue,
+        upgrade,
+        content_length,
+        chunked,
+    )
+
+
+def _framing(
+    version: tuple[int, int], fields: list[tuple[bytes, bytes, bytes]], limits: Limits
+) -> _Framing:
+    """Apply the rules that span fields (Host, Content-Length against
+    Transfer-Encoding, Connection...): keep_alive, expect_continue, upgrade,
+    content_length, chunked. They depend on the version and fields only."""
     lengths: list[bytes] | None = None
     codings: list[bytes] | None = None
     host_count = 0
@@ -575,17 +597,7 @@ def _frame(
         upgrade = False  # RFC 9110 7.8: ignore Upgrade in an HTTP/1.0 request
         expect_continue = False
 
-    return Request(
-        _COMMON_METHODS.get(method) or method.decode("ascii"),
-        target.decode("ascii"),
-        version,
-        _headers_from(fields),
-        keep_alive,
-        expect_continue,
-        upgrade,
-        content_length,
-        chunked,
-    )
+    return keep_alive, expect_continue, upgrade, content_length, chunked
 
 
 class RequestParser:
@@ -602,6 +614,10 @@ class RequestParser:
     __slots__ = (
         "_body_seen",
         "_buf",
+        "_last_block",
+        "_last_fields",
+        "_last_framing",
+        "_last_version",
         "_limits",
         "_lines_checked",
         "_method",
@@ -626,6 +642,12 @@ class RequestParser:
         self._scan = 0  # where incremental checks of an incomplete head resume
         self._lines_checked = 0  # end of the field lines of that head already judged
         self._skipped = 0  # empty lines skipped before this request line
+        # The last header block parsed, with its version, fields and framing
+        # (see _read_head). The empty block never matches: it is not b"".
+        self._last_block: bytes | None = None
+        self._last_version = _V11
+        self._last_fields: list[tuple[bytes, bytes, bytes]] = []
+        self._last_framing: _Framing = (True, False, False, 0, False)
 
     # -- input -------------------------------------------------------------------
 
@@ -762,11 +784,22 @@ class RequestParser:
         line_end = buf.find(b"\r\n", pos)
         limits = self._limits
         method, target, version = _parse_request_line(buf[pos:line_end], limits)
-        if line_end == end:
-            fields = []
+        block = buf[line_end + 2 : end + 2]
+        if block == self._last_block and version is self._last_version:
+            # A keep-alive client usually repeats its header block verbatim
+            # (only the request line changes): the same bytes and version give
+            # the same fields and framing, so reuse them. `Headers` is
+            # read-only, so the field list can be shared.
+            fields = self._last_fields
+            framing = self._last_framing
         else:
-            fields = _parse_fields(buf[line_end + 2 : end + 2], limits, "header")
-        request = _frame(method, target, version, fields, limits)
+            fields = _parse_fields(block, limits, "header") if block else []
+            framing = _framing(version, fields, limits)
+            self._last_block = block
+            self._last_version = version
+            self._last_fields = fields
+            self._last_framing = framing
+        request = _request(method, target, version, fields, framing)
         self._pos = end + 4
         self._scan = 0
         self._lines_checked = 0
