@@ -157,6 +157,14 @@ def _parser() -> argparse.ArgumentParser:
         help="with --workers: share one inherited listening socket instead of one "
         "SO_REUSEPORT socket per worker (the default on Linux)",
     )
+    run_cmd.add_argument(
+        "--no-gc-tuning",
+        dest="gc_tuning",
+        action="store_false",
+        help="leave the garbage collector's thresholds alone (by default a worker "
+        "freezes what startup made and collects the young generation every 20,000 "
+        "allocations, not 700: see treadle.web.runner.tune_gc_for_serving)",
+    )
     demo_cmd = commands.add_parser("demo", help="run the seed's coroutine programs")
     demo_cmd.add_argument("--examples", type=Path, default=None, help="the examples folder")
     return parser
@@ -181,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         backlog=args.backlog,
         reuse_port=args.reuse_port,
+        gc_tuning=args.gc_tuning,
     )
     try:
         return serve(options)

@@ -181,6 +181,8 @@ class ServeOptions:
     reuse_port: bool | None = None
     """Workers bind their own sockets with SO_REUSEPORT (None: on Linux, where
     the kernel balances them; elsewhere they share one inherited socket)."""
+    gc_tuning: bool = True
+    """Tune the garbage collector once the app has started (tune_gc_for_serving)."""
 
 
 def _error(message: str) -> None:
@@ -372,7 +374,7 @@ class _ServingProcess:
         return 0
 
     async def _serve(self) -> None:
-        from .web.runner import AppRunner, SockSite
+        from .web.runner import AppRunner, SockSite, tune_gc_for_serving
 
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
@@ -395,6 +397,8 @@ class _ServingProcess:
                 app, access_log=access_log, shutdown_timeout=options.shutdown_timeout
             )
             await runner.setup()
+            if options.gc_tuning:
+                tune_gc_for_serving()
             try:
                 if not stopping.is_set():
                     for sock in self.sockets:

@@ -560,3 +560,19 @@ def test_eager_task_start_on_treadle(treadle_loop: Any) -> None:
     task = loop.run_until_complete(fut)
     assert loop.run_until_complete(task) == "done"
     assert steps == ["first step", "after create", "second step"]
+
+
+def test_gc_tuning_for_serving_is_undone() -> None:
+    import gc
+
+    from treadle.web.runner import SERVING_GC_THRESHOLDS, tune_gc_for_serving
+
+    before = gc.get_threshold()
+    restore = tune_gc_for_serving()
+    try:
+        assert gc.get_threshold() == SERVING_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        restore()
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
