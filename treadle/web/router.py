@@ -373,6 +373,20 @@ class DynamicResource(AbstractResource):
     def canonical(self) -> str:
         return self._path
 
+    def _fast_entry(self) -> _FastEntry:
+        """How the router's fast path matches this pattern: a literal prefix
+        and one default `{name}` at the end are matched without the regex."""
+        parts = self._parts
+        if (
+            len(parts) == 2
+            and isinstance(parts[0], str)
+            and isinstance(parts[1], tuple)
+            and parts[1][1] == _DEFAULT_SEGMENT
+            and "%" not in parts[0]
+        ):
+            return (parts[0], parts[1][0], None, self.routes)
+        return (None, None, self._regex.match, self.routes)
+
     def match(self, path: str) -> dict[str, str] | None:
         m = self._regex.match(path)
         if m is None:
@@ -437,6 +451,15 @@ class PrefixResource(AbstractResource):
 # -- the dispatcher ----------------------------------------------------------------------
 
 
+# (literal prefix, variable name, None, routes) or (None, None, regex match, routes)
+_FastEntry = tuple[
+    "str | None",
+    "str | None",
+    "Callable[[str], re.Match[str] | None] | None",
+    "dict[str, ResourceRoute]",
+]
+
+
 class UrlDispatcher(Mapping[str, AbstractResource]):
     """The router of an `Application` (`app.router`)."""
 
@@ -450,9 +473,7 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
         self._wild: list[AbstractResource] = []
         # first segment -> (regex match, routes) of the patterns at the head of
         # its bucket (up to the first resource that is not a DynamicResource)
-        self._fast: dict[
-            str, list[tuple[Callable[[str], re.Match[str] | None], dict[str, ResourceRoute]]]
-        ] = {}
+        self._fast: dict[str, list[_FastEntry]] = {}
         self._frozen = False
 
     # -- Mapping of names to resources --
@@ -506,8 +527,7 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
                 members.append(resource)
                 if all(type(r) is DynamicResource for r in members):
                     assert isinstance(resource, DynamicResource)
-                    fast = self._fast.setdefault(bucket, [])
-                    fast.append((resource._regex.match, resource.routes))
+                    self._fast.setdefault(bucket, []).append(resource._fast_entry())
         else:
             self._wild.append(resource)
 
@@ -613,18 +633,31 @@ class UrlDispatcher(Mapping[str, AbstractResource]):
                 return info
         fast = self._fast.get(key[1:].partition("/")[0])
         if fast is not None and "%" not in key:
-            # The bucket's leading patterns, as (regex match, routes): no method
-            # calls per candidate. Anything else goes the slow way.
-            for regex_match, routes in fast:
-                m = regex_match(key)
-                if m is not None:
-                    route = routes.get(method) or routes.get(METH_ANY)
-                    if route is None:
-                        break
-                    info = MatchInfo(m.groupdict())
-                    info.route = route
-                    info._apps = ()
-                    return info
+            # The bucket's leading patterns, without a method call per
+            # candidate: (prefix, variable, None, routes) for the common
+            # `/literal/prefix/{name}` shape, matched with string operations;
+            # (None, None, regex match, routes) for the rest.
+            for prefix, variable, regex_match, routes in fast:
+                if prefix is not None:
+                    if not key.startswith(prefix):
+                        continue
+                    tail = key[len(prefix) :]
+                    if not tail or "/" in tail or "{" in tail or "}" in tail:
+                        continue
+                    values: dict[str, str] = {variable: tail}  # type: ignore[dict-item]
+                else:
+                    assert regex_match is not None
+                    m = regex_match(key)
+                    if m is None:
+                        continue
+                    values = m.groupdict()
+                route = routes.get(method) or routes.get(METH_ANY)
+                if route is None:
+                    break
+                info = MatchInfo(values)
+                info.route = route
+                info._apps = ()
+                return info
         return self._resolve_slowly(method, key, plain)
 
     def _resolve_slowly(self, method: str, key: str, plain: PlainResource | None) -> MatchInfo:
