@@ -576,3 +576,24 @@ def test_gc_tuning_for_serving_is_undone() -> None:
         restore()
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_stream_response_with_length_answers_head(loop: asyncio.AbstractEventLoop) -> None:
+    async def sized(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = 5
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            await resp.write(b"hello")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/sized", sized)
+
+    async def scenario(client: TestClient) -> None:
+        resp = await client.head("/sized")
+        assert (resp.status, resp.headers["Content-Length"], resp.body) == (200, "5", b"")
+        assert (await client.get("/sized")).body == b"hello"
+
+    serve(loop, app, scenario)

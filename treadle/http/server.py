@@ -448,7 +448,8 @@ class ResponseWriter:
                 "write_eof() before start()" if self._state == _IDLE else "write_eof() twice"
             )
         self._state = _DONE
-        if self._remaining > 0:
+        if self._remaining > 0 and not self._head_only:
+            # (A HEAD response carries the length of a body it never sends.)
             self._close = True  # the peer would wait for bytes that never come
             raise RuntimeError(f"response ended {self._remaining} bytes short of content_length")
         if self._chunked:
