@@ -10,15 +10,13 @@ to the protocol's `error_received` and the endpoint stays open, as UDP needs.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import stat
 from asyncio.log import logger
 from collections.abc import Callable
 from typing import Any
 
 from .core import BaseEventLoop
-from .sockets import SocketsMixin, set_reuseport
+from .sockets import SocketsMixin, remove_stale_unix_socket, set_reuseport
 from .transports import (
     LOG_THRESHOLD_FOR_CONNLOST_WRITES,
     BaseSocketTransport,
@@ -229,16 +227,8 @@ class DatagramMixin(SocketsMixin):
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, str):
                     raise TypeError("string is expected")
-            if local_addr and local_addr[0] not in (0, "\x00"):
-                try:
-                    if stat.S_ISSOCK(os.stat(local_addr).st_mode):
-                        os.remove(local_addr)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error(
-                        "Unable to check or remove stale UNIX socket %r: %r", local_addr, err
-                    )
+            if local_addr:
+                remove_stale_unix_socket(local_addr)
             pairs = [((family, proto), [local_addr, remote_addr])]
         else:
             by_key: dict[tuple[int, int], list[Any]] = {}

@@ -16,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import os
 import socket
+import stat
 import sys
+from asyncio.log import logger
 from collections.abc import Callable
 from typing import Any
 
 from .core import BaseEventLoop
 
-__all__ = ["AddrInfo", "SocketsMixin", "set_reuseport"]
+__all__ = ["AddrInfo", "SocketsMixin", "remove_stale_unix_socket", "set_reuseport"]
 
 AddrInfo = tuple[int, int, int, str, Any]
 
@@ -40,6 +43,21 @@ def set_reuseport(sock: socket.socket) -> None:
         raise ValueError(
             "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
         ) from None
+
+
+def remove_stale_unix_socket(path: str | bytes) -> None:
+    """Remove a socket file left at `path` by a server that is gone, so a new
+    one can bind there. Abstract sockets (a leading NUL) have no file; a file
+    that is not a socket is left alone (bind then fails and says so)."""
+    if not path or path[0] in (0, "\x00"):
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
 
 
 def _call_method(sock: socket.socket, name: str, *args: Any) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import tls
 from .servers import Server
-from .sockets import AddrInfo, SocketsMixin, set_reuseport
+from .sockets import AddrInfo, SocketsMixin, remove_stale_unix_socket, set_reuseport
 from .transports import SocketTransport
 
 __all__ = ["StreamsMixin"]
@@ -599,14 +599,7 @@ class StreamsMixin(SocketsMixin):
                 raise ValueError("path and sock can not be specified at the same time")
             target = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if target[0] not in (0, "\x00"):  # not an abstract socket
-                try:
-                    if stat.S_ISSOCK(os.stat(target).st_mode):
-                        os.remove(target)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error("Unable to check or remove stale UNIX socket %r: %r", target, err)
+            remove_stale_unix_socket(target)
             try:
                 sock.bind(target)
             except OSError as exc:
