@@ -840,8 +840,14 @@ def test_graceful_shutdown(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_shutdown_aborts_what_outlives_the_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    cancelled: list[bool] = []
+
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)  # the aborted connection's handler is cancelled
+            raise
 
     async def main() -> None:
         http = HTTPServer(app)
@@ -854,8 +860,10 @@ def test_shutdown_aborts_what_outlives_the_timeout(loop: asyncio.AbstractEventLo
             await http.shutdown(timeout=0.1)
             assert await closed_by_server(reader)
         await server.wait_closed()
+        await asyncio.sleep(0)
 
     run(loop, main())
+    assert cancelled == [True]
 
 
 def test_runs_with_a_plain_socket_client(loop: asyncio.AbstractEventLoop) -> None:

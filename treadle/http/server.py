@@ -969,9 +969,15 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._close_transport()
 
     def _abort(self) -> None:
+        """Shutdown ran out of time: drop the connection and cancel its handler
+        (left running, it would wait on a connection that is gone, and be
+        destroyed pending when the loop closes)."""
         transport = self._transport
         if transport is not None:
             transport.abort()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
 
 
 class HTTPServer:
