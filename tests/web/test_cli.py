@@ -235,7 +235,8 @@ def read_all(sock: socket.socket) -> bytes:
 def refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=DEADLINE).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the SYN reached the listening socket just as it closed.
         return True
     return False
 
