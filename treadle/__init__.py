@@ -111,9 +111,7 @@ _OWN = [
 ]
 
 # Python 3.11 leaves TaskGroup out of asyncio.__all__; it is public all the same.
-__all__ = sorted(
-    set(_OWN) | {"TaskGroup"} | {n for n in _asyncio.__all__ if not n.startswith("_")}
-)
+__all__ = sorted(set(_OWN) | {"TaskGroup"} | {n for n in _asyncio.__all__ if not n.startswith("_")})
 
 
 def __getattr__(name: str) -> _Any:

@@ -836,6 +836,47 @@ def test_a_repeated_header_block_is_reused_only_when_identical() -> None:
     assert not fourth.keep_alive
 
 
+def test_headers_split_on_first_use_and_shared_by_a_repeated_block() -> None:
+    """The parser validates a block at once but splits it into fields only when
+    the headers are first read; two requests with the same block share them."""
+    block = b"Host: a\r\nX-A: 1\r\nx-a:\t2\t\r\n\r\n"
+    evs = events(b"GET /1 HTTP/1.1\r\n" + block + b"GET /2 HTTP/1.1\r\n" + block)
+    first, second = (e for e in evs if isinstance(e, Request))
+    assert second.headers is first.headers and isinstance(first.headers, Headers)
+    assert first.headers.getall("X-A") == ["1", "2"] and len(second.headers) == 3
+    with pytest.raises(AttributeError):
+        first.headers.no_such_attribute  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_framing_fields_with_trailing_whitespace_and_any_case() -> None:
+    req, body, _ = only_request(
+        b"POST / HTTP/1.1\r\nhOsT: a\t\r\nCONTENT-length: 3 \t\r\n"
+        b"Connection:  Close \r\nExpect: 100-Continue\r\n\r\nabc"
+    )
+    assert (req.content_length, body, req.keep_alive, req.expect_continue) == (
+        3,
+        b"abc",
+        False,
+        True,
+    )
+
+
+def test_framing_worked_out_once_is_not_reused_under_other_limits() -> None:
+    """Framing is remembered across connections (keyed by version, limits and
+    the framing fields); a parser with a smaller body limit still refuses."""
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    req, body, _ = only_request(data)
+    assert req.content_length == 100 and len(body) == 100
+    assert refused(data, Limits(max_body_size=99)).status == 413
+    assert only_request(data)[0].content_length == 100
+
+
+def test_framing_that_was_refused_is_refused_again() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nX: 1\r\n\r\n"
+    for _ in range(3):
+        assert "more than one Host" in refused(data).detail
+
+
 def test_a_bad_block_is_refused_every_time() -> None:
     for _ in range(2):
         p = RequestParser()

@@ -18,7 +18,7 @@ Why strict: request smuggling lives in the gaps between two parsers that frame
 the same bytes differently. So every rule below rejects what RFC 9110/9112 does
 not allow, including what the RFC lets a recipient tolerate, whenever another
 parser on the path could read it otherwise. Each rule is a named check in one
-obvious place: `_parse_request_line`, `_parse_fields` and `_framing` for the head,
+obvious place: `_parse_request_line`, `_check_fields` and `_framing` for the head,
 `_CHUNK_LINE` and `_read_chunk_end` for chunked bodies. An error is an
 `HTTPError` carrying the status to answer (400, 413, 414, 431, 501, 505); after
 one the parser is dead and the connection must close.
@@ -37,12 +37,16 @@ stricter than llhttp, h11 or aiohttp):
 - Limits are checked on every feed, not only once a line is complete, so a limit
   cannot be walked around by splitting a line across TCP segments.
 
-Speed (measured: about 3.5 us for a six-field GET on CPython 3.11): the common
-case, a whole head in the buffer, is one `find` for the blank line, a request
-line split without a regex when its method is a common one, one `fullmatch`
-over the whole field block to validate it, then plain `split`/`partition` (the
-block is known to be valid, and that measured faster than a `findall`). The
-incremental checks run only while a head is incomplete.
+Speed (bench/http_parse.py; numbers in docs/benchmarks.md): the common case, a
+whole head in the buffer, is one `find` for the blank line, a request line split
+without a regex when its method is a common one, one `fullmatch` over the whole
+field block to validate it, and one `findall` over the lowered block for the
+few fields that frame the message. The block is split into fields only when a
+handler first reads a header (`_BlockHeaders`). Two memos skip the rest: a
+header block identical to the connection's previous one (keep-alive clients
+repeat theirs) reuses its headers and framing, and framing already worked out
+for the same framing fields is reused across connections. The incremental
+checks run only while a head is incomplete.
 """
 
 from __future__ import annotations
@@ -298,6 +302,7 @@ _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})((?:;" + _TCHAR + rb"+(?:=(?:" + _TCHAR + rb"+|" + _QUOTED + rb"))?)*)"
 )
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+_HEX_BYTES: Final = b"0123456789ABCDEFabcdef"
 
 # Fields the parser interprets; the rest pass through untouched.
 _CONTENT_LENGTH = b"content-length"
@@ -306,8 +311,11 @@ _HOST = b"host"
 _CONNECTION = b"connection"
 _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
-_FRAMING_FIELDS = frozenset(
-    (_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION, _EXPECT, _UPGRADE)
+# The framing fields of a valid header block, lowered, with "\n" put first so
+# every name follows a LF: one findall finds them all without splitting the
+# block (values keep trailing whitespace: `_framing` strips it).
+_FRAMING_LINE = re.compile(
+    rb"\n(host|content-length|transfer-encoding|connection|expect|upgrade):[ \t]*([^\r]*)"
 )
 # A trailer must not carry what frames or routes the message (RFC 9110 6.5.1).
 _FORBIDDEN_TRAILERS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION))
@@ -325,6 +333,15 @@ _COMMON_METHODS = {
 _valid_hosts: set[bytes] = set()
 _VALID_HOSTS_MAX: Final = 256
 
+# keep_alive, expect_continue, upgrade, content_length, chunked (see _framing).
+_Framing = tuple[bool, bool, bool, "int | None", bool]
+
+# Framing already worked out, by version, limits and framing fields: blocks
+# differ (a cookie, a user agent) far more often than their framing fields do.
+# Bounded like _valid_hosts; only framings that passed every rule get in.
+_framings: dict[tuple[object, ...], _Framing] = {}
+_FRAMINGS_MAX: Final = 1024
+
 _new_headers = object.__new__
 
 
@@ -332,6 +349,44 @@ def _headers_from(fields: list[tuple[bytes, bytes, bytes]]) -> Headers:
     # The parser already lowered the names; skip Headers.__init__ doing it again.
     headers: Headers = _new_headers(Headers)
     headers._fields = fields
+    return headers
+
+
+def _split_fields(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """`(lower_name, name, value)` triples of a field block already validated
+    by `_check_fields` (so every line is `name:value`)."""
+    lines = block.split(b"\r\n")
+    lines.pop()  # the empty string after the last CRLF
+    fields = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        fields.append((name.lower(), name, value.strip(b" \t")))
+    return fields
+
+
+class _BlockHeaders(Headers):
+    """`Headers` over a validated header block, split into fields on first use.
+
+    Splitting a block into fields is most of the cost of parsing a head, and many
+    handlers read no header at all: the parser validates the whole block and
+    reads the framing fields with one regex, and leaves the split to the first
+    look-up. `_fields` is an unset slot until then, so reading it falls through
+    to `__getattr__` exactly once; afterwards this is a plain `Headers`.
+    """
+
+    __slots__ = ("_block",)
+    _block: bytes
+
+    def __getattr__(self, name: str) -> list[tuple[bytes, bytes, bytes]]:
+        if name != "_fields":
+            raise AttributeError(name)
+        fields = self._fields = _split_fields(self._block)
+        return fields
+
+
+def _lazy_headers(block: bytes) -> Headers:
+    headers: _BlockHeaders = _new_headers(_BlockHeaders)
+    headers._block = block
     return headers
 
 
@@ -417,29 +472,21 @@ def _diagnose_request_line(line: bytes) -> HTTPError:
     return HTTPError(400, f"invalid character in request target {_excerpt(target)}")
 
 
-def _parse_fields(block: bytes, limits: Limits, what: str) -> list[tuple[bytes, bytes, bytes]]:
-    """Validate and split a field block (header or trailer lines, each ending in
-    CRLF) into `(lower_name, name, value)` triples."""
+def _check_fields(block: bytes, limits: Limits, what: str) -> None:
+    """Validate a field block (header or trailer lines, each ending in CRLF)
+    against the grammar and the limits; raise the HTTPError it earns."""
     if len(block) > limits.max_header_block:
         raise HTTPError(431, f"{what} section too large")
     if _FIELD_BLOCK.fullmatch(block) is None:
         raise _diagnose_fields(block)
-    # The block is valid, so splitting it is plain: every line is name:value.
-    # (Splitting in Python measured faster than a findall with lazy groups.)
-    lines = block.split(b"\r\n")
-    lines.pop()  # the empty string after the last CRLF
-    if len(lines) > limits.max_headers:
+    # Valid, so every LF ends a line: counting the one byte is counting lines.
+    if block.count(b"\n") > limits.max_headers:
         raise HTTPError(431, f"too many {what} fields")
     if len(block) > limits.max_field_size:
         # Only a block longer than the line limit can hold a line that is.
         limit = limits.max_field_size
-        if any(len(line) > limit for line in lines):
+        if any(len(line) > limit for line in block.split(b"\r\n")):
             raise HTTPError(431, f"{what} line too long")
-    fields = []
-    for line in lines:
-        name, _, value = line.partition(b":")
-        fields.append((name.lower(), name, value.strip(b" \t")))
-    return fields
 
 
 def _diagnose_fields(block: bytes) -> HTTPError:
@@ -506,14 +553,11 @@ def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
         raise HTTPError(400, f"unknown transfer coding {_excerpt(coding)}")
 
 
-_Framing = tuple[bool, bool, bool, "int | None", bool]
-
-
 def _request(
     method: bytes,
     target: bytes,
     version: tuple[int, int],
-    fields: list[tuple[bytes, bytes, bytes]],
+    headers: Headers,
     framing: _Framing,
 ) -> Request:
     keep_alive, expect_continue, upgrade, content_length, chunked = framing
@@ -521,7 +565,7 @@ def _request(
         _COMMON_METHODS.get(method) or method.decode("ascii"),
         target.decode("ascii"),
         version,
-        _headers_from(fields),
+        headers,
         keep_alive,
         expect_continue,
         upgrade,
@@ -531,11 +575,13 @@ def _request(
 
 
 def _framing(
-    version: tuple[int, int], fields: list[tuple[bytes, bytes, bytes]], limits: Limits
+    version: tuple[int, int], found: list[tuple[bytes, bytes]], limits: Limits
 ) -> _Framing:
     """Apply the rules that span fields (Host, Content-Length against
     Transfer-Encoding, Connection...): keep_alive, expect_continue, upgrade,
-    content_length, chunked. They depend on the version and fields only."""
+    content_length, chunked. They depend on the version and on the framing
+    fields only: `found` holds them as `(lower_name, value)`, in order, the
+    values lowered and maybe carrying trailing whitespace (`_FRAMING_LINE`)."""
     lengths: list[bytes] | None = None
     codings: list[bytes] | None = None
     host_count = 0
@@ -543,9 +589,8 @@ def _framing(
     connection: list[bytes] = []
     expect = b""
     upgrade = False
-    for lname, _, value in fields:
-        if lname not in _FRAMING_FIELDS:
-            continue
+    for lname, value in found:
+        value = value.rstrip(b" \t")
         if lname == _HOST:
             host_count += 1
             host_value = value
@@ -615,8 +660,8 @@ class RequestParser:
         "_body_seen",
         "_buf",
         "_last_block",
-        "_last_fields",
         "_last_framing",
+        "_last_headers",
         "_last_version",
         "_limits",
         "_lines_checked",
@@ -646,7 +691,7 @@ class RequestParser:
         # (see _read_head). The empty block never matches: it is not b"".
         self._last_block: bytes | None = None
         self._last_version = _V11
-        self._last_fields: list[tuple[bytes, bytes, bytes]] = []
+        self._last_headers: Headers = _headers_from([])
         self._last_framing: _Framing = (True, False, False, 0, False)
 
     # -- input -------------------------------------------------------------------
@@ -789,17 +834,30 @@ class RequestParser:
             # A keep-alive client usually repeats its header block verbatim
             # (only the request line changes): the same bytes and version give
             # the same fields and framing, so reuse them. `Headers` is
-            # read-only, so the field list can be shared.
-            fields = self._last_fields
+            # read-only, so one object can serve every such request.
+            headers = self._last_headers
             framing = self._last_framing
         else:
-            fields = _parse_fields(block, limits, "header") if block else []
-            framing = _framing(version, fields, limits)
+            if block:
+                _check_fields(block, limits, "header")
+                headers = _lazy_headers(block)
+                found = _FRAMING_LINE.findall(b"\n" + block.lower())
+                key = (version, limits, *found)
+                known = _framings.get(key)
+                if known is None:
+                    framing = _framing(version, found, limits)
+                    if len(_framings) < _FRAMINGS_MAX:
+                        _framings[key] = framing
+                else:
+                    framing = known
+            else:
+                headers = _headers_from([])
+                framing = _framing(version, [], limits)
             self._last_block = block
             self._last_version = version
-            self._last_fields = fields
+            self._last_headers = headers
             self._last_framing = framing
-        request = _request(method, target, version, fields, framing)
+        request = _request(method, target, version, headers, framing)
         self._pos = end + 4
         self._scan = 0
         self._lines_checked = 0
@@ -881,10 +939,14 @@ class RequestParser:
         line = buf[pos:end]
         if len(line) > limits.max_chunk_line:
             raise HTTPError(400, "chunk-size line too long")
-        m = _CHUNK_LINE.fullmatch(line)
-        if m is None:
-            raise _diagnose_chunk_line(line)
-        size = int(m.group(1), 16)  # safe: proved 1-16 ASCII hex digits above
+        if 0 < len(line) <= 16 and not line.translate(None, _HEX_BYTES):
+            # The common line: bare hex digits, no extension, no regex needed.
+            size = int(line, 16)  # safe: proved 1-16 ASCII hex digits
+        else:
+            m = _CHUNK_LINE.fullmatch(line)
+            if m is None:
+                raise _diagnose_chunk_line(line)
+            size = int(m.group(1), 16)  # safe: proved 1-16 ASCII hex digits above
         self._pos = end + 2
         if size == 0:
             self._state = _TRAILERS
@@ -933,7 +995,9 @@ class RequestParser:
             if checked.count(b"\r\n") > limits.max_headers:
                 raise HTTPError(431, "too many trailer fields")
             return None
-        fields = _parse_fields(buf[pos : end + 2], limits, "trailer")
+        block = buf[pos : end + 2]
+        _check_fields(block, limits, "trailer")
+        fields = _split_fields(block)
         for lname, _, _ in fields:
             if lname in _FORBIDDEN_TRAILERS:
                 raise HTTPError(400, f"{lname.decode()} is not allowed in trailers")
