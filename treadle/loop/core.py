@@ -56,6 +56,8 @@ _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object
 _COMPACT_MIN_CANCELLED = 64
 
 _monotonic = time.monotonic
+_copy_context = contextvars.copy_context
+_new_handle = object.__new__
 
 
 def _env_debug() -> bool:
@@ -159,7 +161,17 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
-        handle = Handle(callback, args, self, context)
+            handle = Handle(callback, args, self, context)
+        else:
+            # Handle.__init__ inlined: the hottest allocation of the loop.
+            handle = _new_handle(Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._loop = self
+            handle._cancelled = False
+            handle._repr = None
+            handle._context = _copy_context() if context is None else context
+            handle._source_traceback = None
         self._ready.append(handle)
         return handle
 
