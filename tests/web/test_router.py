@@ -45,7 +45,10 @@ def test_a_long_bucket_keeps_registration_order_405s_and_values() -> None:
     table = [("GET", f"/api/v{i}/{{id}}") for i in range(20)]
     table += [
         ("POST", "/api/{kind}/{id}"),  # default variables: indexed
-        ("GET", "/api/{kind:[a-z]+}/{id:\\d+}"),  # custom regexes: always tried
+        ("GET", "/api/{kind:[a-z]+}/{id:\\d+}"),  # simple custom regexes: indexed
+        ("GET", "/api/{rest:.+}/edit"),  # a regex that may match '/': always tried
+        ("GET", "/api/{dir:[a-z/]+}/raw"),  # a class that holds '/': always tried
+        ("GET", "/api/{n:\\d*}/count"),  # may match an empty segment: always tried
         ("PUT", "/api/{kind}/{id}"),
         ("GET", "/api/x-{name}.json"),  # a segment mixing literal and variable
         ("GET", "/api/{kind}/{id}/"),
@@ -84,6 +87,17 @@ def test_a_long_bucket_keeps_registration_order_405s_and_values() -> None:
         {"kind": "a b", "id": "c/d"},
     )
     assert outcome(router, "GET", "/api/100%25/z") == ("GET", "/api/100%/{id}", {"id": "z"})
+    assert outcome(router, "GET", "/api/a/b/c/edit") == (
+        "GET",
+        "/api/{rest:.+}/edit",
+        {"rest": "a/b/c"},
+    )
+    assert outcome(router, "GET", "/api/a/b/raw") == (
+        "GET",
+        "/api/{dir:[a-z/]+}/raw",
+        {"dir": "a/b"},
+    )
+    assert outcome(router, "GET", "/api//count") == ("GET", "/api/{n:\\d*}/count", {"n": ""})
     assert outcome(router, "GET", "/api/a/b/c") == 404
     assert outcome(router, "GET", "/api//b") == 404  # a variable needs a non-empty segment
 
@@ -108,9 +122,26 @@ def test_a_long_wild_list_and_a_sub_application_in_a_long_bucket() -> None:
 
 
 _SEGMENTS = st.sampled_from(
-    ["a", "b", "api", "v1", "x.json", "%", "%25", "{p}", "{q}", "{r:[ab]+}", "{s:.*}"]
+    [
+        "a",
+        "b",
+        "api",
+        "v1",
+        "x.json",
+        "%",
+        "%25",
+        "{p}",
+        "{q}",
+        "{r:[ab]+}",
+        "{s:.*}",
+        "{t:\\d*}",
+        "{u:[0-9]{2}}",
+        "{w:[a/]+}",
+    ]
 )
-_PATHS = st.sampled_from(["a", "b", "api", "v1", "x.json", "%25", "%2F", "ab", "zz", "", "a%20b"])
+_PATHS = st.sampled_from(
+    ["a", "b", "api", "v1", "x.json", "%25", "%2F", "ab", "zz", "", "a%20b", "12", "7"]
+)
 _FIRST = st.sampled_from(["api", "a", "zz"])
 
 
@@ -142,6 +173,8 @@ def test_the_index_gives_what_trying_every_resource_gives(
             s.replace("{p", f"{{p{i}").replace("{q", f"{{q{i}") for i, s in enumerate(segments)
         ]
         named = [s.replace("{r", f"{{r{i}").replace("{s", f"{{s{i}") for i, s in enumerate(named)]
+        named = [s.replace("{t", f"{{t{i}").replace("{u", f"{{u{i}") for i, s in enumerate(named)]
+        named = [s.replace("{w", f"{{w{i}") for i, s in enumerate(named)]
         routes.append((route_method, "/" + "/".join(named) + ("/" if slash else "")))
     indexed = build(routes)
     with pytest.MonkeyPatch.context() as mp:

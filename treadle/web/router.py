@@ -467,10 +467,29 @@ _FastEntry = tuple[
 _INDEX_AT = 8
 
 
+# A custom variable regex simple enough to judge: one character class (`\d`,
+# `\w`, or a bracket class) repeated at least once.
+_SIMPLE_VARIABLE = re.compile(r"(\\[dw]|\[[^\]\[]+\])(\+|\{[1-9][0-9]*(?:,[0-9]*)?\})?")
+
+
+def _within_one_segment(pattern: str) -> bool:
+    """Whether a variable's regex can only match a non-empty run of characters
+    none of which is '/' (so the variable stays within one path segment)."""
+    if pattern == _DEFAULT_SEGMENT:
+        return True
+    m = _SIMPLE_VARIABLE.fullmatch(pattern)
+    if m is None:
+        return False
+    try:
+        return re.fullmatch(m.group(1), "/") is None
+    except re.error:
+        return False
+
+
 def _segment_shape(resource: AbstractResource) -> list[str | None] | None:
     """A pattern's path segments, literal (as the router's key spells them) or
-    None for one holding a default `{name}`; None for the whole when a custom
-    regex (which might match '/') or a prefix makes the shape unknowable."""
+    None for one holding a variable; None for the whole when a variable's regex
+    might match '/' or nothing (or is too complex to tell), or for a prefix."""
     if not isinstance(resource, DynamicResource):
         return None
     shape: list[str | None] = []
@@ -478,7 +497,7 @@ def _segment_shape(resource: AbstractResource) -> list[str | None] | None:
     variable = False
     for part in resource._parts:
         if isinstance(part, tuple):
-            if part[1] != _DEFAULT_SEGMENT:
+            if not _within_one_segment(part[1]):
                 return None
             variable = True
             continue
@@ -505,11 +524,11 @@ class _SegmentIndex:
     in registration order, at a cost that follows the path's depth rather than
     the number of routes.
 
-    Patterns whose variables are all default `{name}`s (one segment each, never
-    a '/') go into a trie of path segments: a literal segment is a dict key, a
-    segment holding a variable is a wildcard edge. A lookup walks the path's
-    segments down every edge that fits. Everything else (custom regexes,
-    prefixes) is always a candidate. It is only a filter: each candidate is
+    Patterns whose variables each stay within one non-empty segment (`{name}`,
+    `{id:\\d+}`, `{x:[a-z]+}`) go into a trie of path segments: a literal segment
+    is a dict key, a segment holding a variable is a wildcard edge. A lookup
+    walks the path's segments down every edge that fits. Everything else
+    (other regexes, prefixes) is always a candidate. It is only a filter: each candidate is
     still matched by its own regex, so order, 405s and values stay exactly as
     trying every resource in turn gives them.
     """
