@@ -121,6 +121,29 @@ def test_keyboard_interrupt_propagates_out_of_run_forever(
 
 
 @pytest.mark.expect_loop_errors
+@pytest.mark.parametrize("task_class", ["C", "Python"])
+def test_a_dropped_failed_task_is_reported_at_once_in_debug_mode(
+    loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]], task_class: str
+) -> None:
+    """No reference cycle keeps a failed task alive after its step, in debug
+    mode too: it is reported before the next callback runs, without waiting
+    for the garbage collector."""
+    make = asyncio.tasks._CTask if task_class == "C" else asyncio.tasks._PyTask  # type: ignore[attr-defined]
+    loop.set_debug(True)
+
+    async def fail() -> None:
+        raise RuntimeError("dropped")
+
+    async def main() -> int:
+        make(fail(), loop=loop)
+        await asyncio.sleep(0)  # the task's step runs first, then this one
+        return len(loop_errors)
+
+    assert run(loop, main()) == 1
+    assert "never retrieved" in loop_errors[0]["message"]
+
+
+@pytest.mark.expect_loop_errors
 def test_unretrieved_task_exception_is_reported(
     loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]]
 ) -> None:

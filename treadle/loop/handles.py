@@ -115,6 +115,11 @@ class Handle(asyncio.Handle):
             raise
         except BaseException as exc:
             self._loop._report_callback_error(self, exc)
+        # A traceback made during the callback can keep this frame alive (its
+        # frames link back to their callers): let it not keep the handle, and
+        # through it the task, alive too. A task that failed and was dropped
+        # is then reported at once, as on the stdlib loop, not at the next GC.
+        self = None  # type: ignore[assignment]
 
     def _describe(self) -> list[str]:
         info = [type(self).__name__]
