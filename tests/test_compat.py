@@ -212,11 +212,11 @@ def test_install_makes_asyncio_use_treadle(clean_policy: None) -> None:
         treadle.install()
         assert isinstance(asyncio.get_event_loop_policy(), treadle.EventLoopPolicy)
     with warnings.catch_warnings():
-        # Unlike the stdlib policy on 3.12+, no warning for making the loop.
+        # treadle.get_event_loop() never warns; asyncio's then finds its loop.
         warnings.simplefilter("error")
-        current = asyncio.get_event_loop()
+        current = treadle.get_event_loop()
+        assert asyncio.get_event_loop() is current
     assert isinstance(current, treadle.EventLoop)
-    assert treadle.get_event_loop() is current
     current.close()
 
     async def main() -> asyncio.AbstractEventLoop:
@@ -226,6 +226,31 @@ def test_install_makes_asyncio_use_treadle(clean_policy: None) -> None:
     new = asyncio.new_event_loop()
     assert isinstance(new, treadle.EventLoop)
     new.close()
+
+
+def test_the_policy_makes_a_loop_exactly_when_and_how_the_stdlib_policy_does(
+    clean_policy: None,
+) -> None:
+    """Same outcome (a loop, or RuntimeError) and the same warnings as asyncio's
+    own policy on this Python, only with a Treadle loop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # policies, on 3.14+
+        policies = [asyncio.DefaultEventLoopPolicy(), treadle.EventLoopPolicy()]
+    outcomes = []
+    for policy in policies:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            try:
+                loop = policy.get_event_loop()
+            except RuntimeError:
+                outcome = "no loop"
+            else:
+                outcome = "loop"
+                assert policy.get_event_loop() is loop
+                assert isinstance(loop, treadle.EventLoop) == (policy is policies[1])
+                loop.close()
+        outcomes.append((outcome, [w.category for w in seen]))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_asyncio_names_are_reexported() -> None:

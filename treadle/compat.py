@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from .runners import EventLoopPolicy, new_event_loop
+from .runners import new_event_loop
 
 __all__ = ["coroutine", "get_event_loop", "wait"]
 
@@ -78,10 +78,9 @@ def get_event_loop() -> asyncio.AbstractEventLoop:
     if running is not None:
         return running
     policy = asyncio.get_event_loop_policy()
-    if isinstance(policy, EventLoopPolicy):
-        return policy.get_event_loop()
-    # The stdlib policy: look at its current loop without letting it make one
-    # (it would make a stdlib loop, and warn).
+    # The stdlib policy, or Treadle's (its subclass): look at its current loop
+    # without letting it make one (it would warn, and the stdlib's would make
+    # a stdlib loop).
     current = getattr(getattr(policy, "_local", None), "_loop", False)
     if current is None:
         if threading.current_thread() is threading.main_thread():

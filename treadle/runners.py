@@ -10,7 +10,6 @@ explicitly. `install()` sets an event loop policy, which Python 3.14 deprecates
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -39,29 +38,15 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """An event loop policy whose loops are Treadle loops.
 
-    Unlike the stdlib policy on Python 3.12+, `get_event_loop()` in the main
-    thread makes and sets a loop when there is none without a
-    DeprecationWarning, as Python 3.11 and older did; old code relies on it.
+    Everything else is the stdlib policy's, version for version: on Python
+    3.12 and 3.13 its `get_event_loop()` warns when it has to make a loop, as
+    asyncio's does (a drop-in policy must not hide what asyncio reports). Old
+    code that calls `get_event_loop()` at module level uses
+    `treadle.get_event_loop()`, which never warns.
     """
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         return new_event_loop()
-
-    def get_event_loop(self) -> asyncio.AbstractEventLoop:
-        # `_local` (with `_loop` and `_set_called`) is the base class's per-thread
-        # state; asyncio resets it in a forked child, so we keep using it.
-        local = self._local  # type: ignore[attr-defined]
-        if (
-            local._loop is None
-            and not local._set_called
-            and threading.current_thread() is threading.main_thread()
-        ):
-            self.set_event_loop(self.new_event_loop())
-        if local._loop is None:
-            raise RuntimeError(
-                f"There is no current event loop in thread {threading.current_thread().name!r}."
-            )
-        return local._loop  # type: ignore[no-any-return]
 
 
 def install() -> None:
