@@ -61,6 +61,7 @@ class Server(asyncio.AbstractServer):
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         # Weak, so an abandoned transport can still be collected and warn.
         self._clients: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._anonymous = 0  # connections counted by _attach() without a transport
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
@@ -80,17 +81,25 @@ class Server(asyncio.AbstractServer):
 
     # -- bookkeeping of connections ------------------------------------------------------
 
-    def _attach(self, transport: asyncio.BaseTransport) -> None:
-        self._clients.add(transport)
+    def _attach(self, transport: asyncio.BaseTransport | None = None) -> None:
+        # Without a transport: Python 3.12's private form (a bare count), which
+        # its test suite drives directly.
+        if transport is None:
+            self._anonymous += 1
+        else:
+            self._clients.add(transport)
 
-    def _detach(self, transport: asyncio.BaseTransport) -> None:
-        self._clients.discard(transport)
+    def _detach(self, transport: asyncio.BaseTransport | None = None) -> None:
+        if transport is None:
+            self._anonymous -= 1
+        else:
+            self._clients.discard(transport)
         if self._accept_retry is not None:
             # A descriptor came free: try accepting again now.
             self._accept_retry.cancel()
             self._accept_retry = None
             self._loop.call_soon(self._resume_accepting)
-        if len(self._clients) == 0 and self._sockets is None:
+        if len(self._clients) + self._anonymous == 0 and self._sockets is None:
             self._wakeup()
 
     def _wakeup(self) -> None:
@@ -242,7 +251,7 @@ class Server(asyncio.AbstractServer):
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
-        if len(self._clients) == 0:
+        if len(self._clients) + self._anonymous == 0:
             self._wakeup()
 
     def _unlink_unix_paths(self) -> None:
