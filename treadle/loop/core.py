@@ -58,6 +58,7 @@ _COMPACT_MIN_CANCELLED = 64
 _monotonic = time.monotonic
 _copy_context = contextvars.copy_context
 _new_handle = object.__new__
+_heappush = heapq.heappush
 
 
 def _env_debug() -> bool:
@@ -185,7 +186,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run `callback(*args)` after `delay` seconds (never before)."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+        return self._schedule_at(_monotonic() + delay, callback, args, context)
 
     def call_at(
         self,
@@ -197,13 +198,33 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run `callback(*args)` once the loop's clock reaches `when`."""
         if when is None:
             raise TypeError("when cannot be None")
+        return self._schedule_at(when, callback, args, context)
+
+    def _schedule_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context | None,
+    ) -> TimerHandle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_at")
-        timer = TimerHandle(when, callback, args, self, context)
-        heapq.heappush(self._timers, (when, next(self._timer_seq), timer))
+            timer = TimerHandle(when, callback, args, self, context)
+        else:
+            # TimerHandle.__init__ inlined, as in call_soon.
+            timer = _new_handle(TimerHandle)
+            timer._callback = callback
+            timer._args = args
+            timer._loop = self
+            timer._cancelled = False
+            timer._repr = None
+            timer._context = _copy_context() if context is None else context
+            timer._source_traceback = None
+            timer._when = when
+        _heappush(self._timers, (when, next(self._timer_seq), timer))
         timer._scheduled = True
         return timer
 
