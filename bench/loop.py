@@ -12,6 +12,8 @@ Benchmarks:
 - call_soon: 100 callback chains, each callback scheduling the next one.
 - tasks: spawn 1,000 trivial tasks and gather them, repeatedly (ops = tasks).
 - sleep0: two tasks switching with `await asyncio.sleep(0)` (ops = switches).
+- timeouts: `async with asyncio.timeout(10): await asyncio.sleep(0)` (a timer
+  made and cancelled per operation).
 - sock_echo: 100-byte round trips over a socketpair with sock_sendall/sock_recv.
 
 Network benchmarks (the server alone on `--cpu`, the load generator on
@@ -115,6 +117,25 @@ def bench_sleep0(loop: asyncio.AbstractEventLoop, seconds: float) -> tuple[int, 
 
     start = time.perf_counter()
     loop.run_until_complete(main())
+    return count, time.perf_counter() - start
+
+
+def bench_timeouts(loop: asyncio.AbstractEventLoop, seconds: float) -> tuple[int, float]:
+    """`asyncio.timeout()` around an await that finishes in time: a timer
+    scheduled, rescheduled away and cancelled per operation."""
+
+    async def main() -> int:
+        count = 0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for _ in range(1000):
+                async with asyncio.timeout(10):
+                    await asyncio.sleep(0)
+            count += 1000
+        return count
+
+    start = time.perf_counter()
+    count = loop.run_until_complete(main())
     return count, time.perf_counter() - start
 
 
@@ -305,6 +326,7 @@ BENCHMARKS: dict[str, Callable[[asyncio.AbstractEventLoop, float], tuple[int, fl
     "call_soon": bench_call_soon,
     "tasks": bench_tasks,
     "sleep0": bench_sleep0,
+    "timeouts": bench_timeouts,
     "sock_echo": bench_sock_echo,
 }
 
