@@ -343,6 +343,7 @@ _framings: dict[tuple[object, ...], _Framing] = {}
 _FRAMINGS_MAX: Final = 1024
 
 _new_headers = object.__new__
+_new_request = object.__new__
 
 
 def _headers_from(fields: list[tuple[bytes, bytes, bytes]]) -> Headers:
@@ -551,27 +552,6 @@ def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
         if coding in _KNOWN_CODINGS:
             raise HTTPError(501, f"transfer coding {_excerpt(coding)} not implemented")
         raise HTTPError(400, f"unknown transfer coding {_excerpt(coding)}")
-
-
-def _request(
-    method: bytes,
-    target: bytes,
-    version: tuple[int, int],
-    headers: Headers,
-    framing: _Framing,
-) -> Request:
-    keep_alive, expect_continue, upgrade, content_length, chunked = framing
-    return Request(
-        _COMMON_METHODS.get(method) or method.decode("ascii"),
-        target.decode("ascii"),
-        version,
-        headers,
-        keep_alive,
-        expect_continue,
-        upgrade,
-        content_length,
-        chunked,
-    )
 
 
 def _framing(
@@ -857,19 +837,33 @@ class RequestParser:
             self._last_version = version
             self._last_headers = headers
             self._last_framing = framing
-        request = _request(method, target, version, headers, framing)
+        # Request.__init__ inlined (the parser makes one per request).
+        request: Request = _new_request(Request)
+        request.method = _COMMON_METHODS.get(method) or method.decode("ascii")
+        request.target = target.decode("ascii")
+        request.version = version
+        request.headers = headers
+        (
+            request.keep_alive,
+            request.expect_continue,
+            request.upgrade,
+            content_length,
+            chunked,
+        ) = framing
+        request.content_length = content_length
+        request.chunked = chunked
         self._pos = end + 4
         self._scan = 0
         self._lines_checked = 0
         self._skipped = 0
         self._request = request
         self._method = method
-        if request.chunked:
+        if chunked:
             self._state = _CHUNK_SIZE
             self._body_seen = 0
-        elif request.content_length:
+        elif content_length:
             self._state = _BODY
-            self._remaining = request.content_length
+            self._remaining = content_length
         else:
             self._state = _END
         return request
