@@ -517,6 +517,38 @@ def test_response_back_pressure_waits_for_the_client(loop: asyncio.AbstractEvent
     run(loop, main())
 
 
+def test_send_nowait_says_when_to_drain(loop: asyncio.AbstractEventLoop) -> None:
+    """`send_nowait()` writes the whole response at once and returns whether the
+    transport paused writing: False for a small answer, True for one larger
+    than the socket buffers take (then `drain()` waits for the client)."""
+    said: list[bool] = []
+    big = b"z" * (16 * 1024 * 1024)
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.target == "/big":
+            transport = response._conn._transport
+            assert transport is not None
+            transport.set_write_buffer_limits(high=64 * 1024)
+            said.append(response.send_nowait(200, [], big))
+            await response.drain()
+        else:
+            said.append(response.send_nowait(200, [("Content-Type", "text/plain")], b"small"))
+        assert response.finished
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(GET)
+            resp = await read_response(reader)
+            assert resp.body == b"small" and resp.header("Content-Length") == "5"
+            writer.write(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            await asyncio.sleep(0.05)  # the server's send fills the socket buffers
+            resp = await read_response(reader)
+            assert resp.status == 200 and resp.body == big
+        assert said == [False, True]
+
+    run(loop, main())
+
+
 # -- time -------------------------------------------------------------------------------
 
 

@@ -11,14 +11,21 @@ and uvloop alike. The application is one coroutine function called per request:
 Design decisions:
 
 - **Eager handlers.** A new Task per request is the largest cost a framework
-  adds (ARCHITECTURE.md). On Python 3.12+ each handler runs in
-  `asyncio.Task(..., eager_start=True)`: its first step runs right inside
-  `data_received`, and a handler that never suspends finishes there without
-  ever being scheduled, yet `asyncio.current_task()` is its task throughout, so
-  `asyncio.timeout()` works. On 3.11, which has no eager tasks, each handler
-  gets an ordinary Task (scheduled on the next loop iteration); resuming a
-  bare coroutine by hand would leave `current_task()` wrong. Handlers' tasks
-  are made directly, so a task factory set on the loop is not used for them.
+  adds (ARCHITECTURE.md). Each handler runs in an eager Task: its first step
+  runs right inside `data_received`, and a handler that never suspends
+  finishes there without ever being scheduled, yet `asyncio.current_task()` is
+  its task throughout, so `asyncio.timeout()` works. That is
+  `asyncio.Task(..., eager_start=True)` on Python 3.12+ and Treadle's loop's
+  own eager start on 3.11; on 3.11 with another loop (the stdlib's, uvloop)
+  each handler gets an ordinary Task, scheduled on the next loop iteration
+  (resuming a bare coroutine by hand would leave `current_task()` wrong).
+  Handlers' tasks are made directly, so a task factory set on the loop is not
+  used for them.
+- **A short path for the common request.** A request without a body whose
+  handler sends a whole response and returns without suspending is settled
+  in `_dispatch` itself (no done-callback, no general bookkeeping), and a
+  bodiless request's end-of-message is taken with its head. Everything else
+  (bodies, errors, upgrades, closing) goes the general way.
 - **One handler at a time per connection.** Pipelined requests are parsed ahead
   and queued (at most `max_pipelined`), then handled in order, so responses go
   out in order with no buffering of responses.
@@ -44,6 +51,7 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from collections import deque
@@ -59,6 +67,7 @@ from .writer import (
     WANTS_CLOSE,
     DateCache,
     HeaderPairs,
+    _status_lines as _STATUS_LINES,  # filled by status_line()
     encode_chunk,
     encode_fields,
     status_line,
@@ -161,20 +170,16 @@ _CLOSE_LINE: Final = b"Connection: close\r\n"
 _KEEP_ALIVE_LINE: Final = b"Connection: keep-alive\r\n"
 _SMALL_BODY: Final = 16384  # bodies below this are copied into the head's write
 
-if sys.version_info >= (3, 12):
 
-    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[None]:
-        return asyncio.Task(coro, loop=loop, eager_start=True)
-
-else:
-
-    def _start_handler(coro: Any, loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[None]:
-        # Python 3.11 has no eager tasks; Treadle's loop offers the same (the
-        # Task is made and its first step run at once). Other loops: a Task.
-        eager = getattr(loop, "_create_eager_task", None)
-        if eager is not None:
-            return eager(coro)  # type: ignore[no-any-return]
-        return asyncio.ensure_future(coro, loop=loop)
+def _handler_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
+    """What starts a request handler on `loop`: an eager Task (its first step
+    runs at once) where the loop or Python offers one, else a plain Task."""
+    eager = getattr(loop, "_create_eager_task", None)
+    if eager is not None:
+        return eager  # type: ignore[no-any-return]
+    if sys.version_info >= (3, 12):
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
+    return loop.create_task
 
 
 def _bodiless(status: int) -> bool:
@@ -270,24 +275,27 @@ class ResponseWriter:
         if self._state != _IDLE:
             raise RuntimeError("the response head was already sent")
         conn = self._conn
-        fields, flags = encode_fields(headers, pass_connection=status == 101)
-        if flags & WANTS_CLOSE:
-            self._close = True
-        parts = [status_line(status, reason), fields.encode("latin-1")]
-        if not flags & HAS_DATE:
-            parts.append(conn._date.line())
-        if conn._server_line:
-            parts.append(conn._server_line)
-        parts.append(framing)
+        if headers:
+            text, flags = encode_fields(headers, pass_connection=status == 101)
+            fields = text.encode("latin-1")
+            if flags & WANTS_CLOSE:
+                self._close = True
+            date = b"" if flags & HAS_DATE else conn._date.line()
+        else:
+            fields = b""
+            date = conn._date.line()
+        line = _STATUS_LINES.get(status) if reason is None else None
+        if line is None:
+            line = status_line(status, reason)
+        connection = b""
         if status != 101:
             if self._close or conn._closing:
                 self._close = True
-                parts.append(_CLOSE_LINE)
+                connection = _CLOSE_LINE
             elif self._request.version == (1, 0):
-                parts.append(_KEEP_ALIVE_LINE)
-        parts.append(b"\r\n")
+                connection = _KEEP_ALIVE_LINE
         self.status = status
-        return b"".join(parts)
+        return b"".join((line, fields, date, conn._server_line, framing, connection, b"\r\n"))
 
     async def send(
         self,
@@ -298,28 +306,44 @@ class ResponseWriter:
         reason: str | None = None,
     ) -> None:
         """Send a whole response: head and `body` in one write, then drain."""
+        self.send_nowait(status, headers, body, reason)
+        if self._conn._writing_paused:
+            await self._conn._drain()
+
+    def send_nowait(
+        self,
+        status: int = 200,
+        headers: HeaderPairs = (),
+        body: bytes = b"",
+        reason: str | None = None,
+    ) -> bool:
+        """`send()` without the drain: write the whole response now. Returns
+        whether the transport asked writers to wait (`await drain()` then);
+        frameworks use this to spare a coroutine per response."""
         conn = self._conn
-        if _bodiless(status):
+        if status < 200 or status == 204 or status == 304:
             if body:
                 raise ValueError(f"a {status} response cannot have a body")
             if status == 100:
                 raise ValueError("100 Continue is sent by the body stream, not by send()")
             head = self._head(status, headers, reason, b"")
-            body = b""
         else:
             head = self._head(status, headers, reason, b"Content-Length: %d\r\n" % len(body))
             if self._head_only:
                 body = b""
-        transport = conn._live_transport()
-        self.body_bytes = len(body)
-        if len(body) < _SMALL_BODY:
-            transport.write(head + body if body else head)
+        transport = conn._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        self.body_bytes = size = len(body)
+        if not size:
+            transport.write(head)
+        elif size < _SMALL_BODY:
+            transport.write(head + body)
         else:
             transport.write(head)
             transport.write(body)
         self._state = _DONE
-        if conn._writing_paused:
-            await conn._drain()
+        return conn._writing_paused
 
     async def send_interim(self, status: int, headers: HeaderPairs = ()) -> None:
         """Send an interim (1xx) response such as 103 Early Hints before the
@@ -505,6 +529,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_resumed",
         "_server",
         "_server_line",
+        "_start",
         "_task",
         "_timer",
         "_timer_when",
@@ -562,7 +587,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         # Duck-typed: uvloop's transports have the Transport API without being
         # subclasses of asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        self._start = _handler_starter(loop)
         if self._server is not None:
             self._server._connections.add(self)
         self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
@@ -642,11 +668,23 @@ class HTTPServerProtocol(asyncio.Protocol):
                 break
         finally:
             self._pumping = False
-        self._update_reading(self._full())
+        if (
+            self._reading_paused
+            or self._queue
+            or self._parsing is not EMPTY_BODY
+            or self._parse_failed
+            or self._parser._state != _P_HEAD
+        ):
+            self._update_reading(self._full())
+        # (Otherwise reading is on and nothing caps it: nothing to change.)
         if self._current is None and not self._queue:
             if self._peer_eof:
                 self._close_transport()  # everything the client sent is answered
-            elif self._deadline_kind != _HEAD_DEADLINE and self._parser.head_pending:
+            elif self._deadline_kind != _HEAD_DEADLINE and (
+                # parser.head_pending, inlined: this runs per read
+                (parser := self._parser)._state == _P_HEAD
+                and (parser._pos < len(parser._buf) or parser._skipped > 0)
+            ):
                 # A new head has started: from now on it has header_timeout to
                 # arrive whole, however it dribbles in.
                 self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
@@ -690,11 +728,21 @@ class HTTPServerProtocol(asyncio.Protocol):
             if type(event) is bytes:
                 parsing.feed_data(event)
             elif type(event) is Request:
-                body = Body(self) if event.has_body else EMPTY_BODY
-                self._parsing = body
-                queue.append((event, body))
                 if self._deadline_kind == _HEAD_DEADLINE:
                     self._deadline_kind = _NO_DEADLINE
+                if event.chunked or event.content_length:
+                    body = Body(self)
+                    self._parsing = body
+                    queue.append((event, body))
+                    continue
+                # No body: its EndOfMessage is next; take it now (one call
+                # less per request), and stop if the parser's buffer is empty.
+                queue.append((event, EMPTY_BODY))
+                parser.next_event()
+                if parser._state != _P_HEAD:
+                    return False  # CLOSED, or PAUSED for an upgrade: wait and see
+                if parser._pos >= len(parser._buf) and not self._peer_eof:
+                    return False
             else:  # EndOfMessage
                 if parsing is not EMPTY_BODY:
                     parsing.feed_eof(cast(EndOfMessage, event).trailers)
@@ -718,16 +766,37 @@ class HTTPServerProtocol(asyncio.Protocol):
             if self._deadline_kind != _NO_DEADLINE:
                 self._deadline_kind = _NO_DEADLINE
             try:
-                task = _start_handler(self._app(request, body, writer), self._loop)
+                task = self._start(self._app(request, body, writer))
             except Exception as exc:  # the app callable itself failed
                 logger.error("error starting the request handler", exc_info=exc)
                 self._finish_request(exc)
                 continue
-            if task.done():
-                self._finish_task(task)
-            else:
+            if not task.done():
                 self._task = task
                 task.add_done_callback(self._on_task_done)
+            elif (
+                # The common end, settled here: the handler returned after
+                # sending a whole response, with no body left unread and no
+                # reason to close. Anything else goes through _finish_request.
+                writer._state == _DONE
+                and not writer._close
+                and body._eof
+                and not task.cancelled()
+                and task.exception() is None
+                and not self._closing
+                and self._parser._state == _P_HEAD
+                and writer.status != 101
+                and request.method != "CONNECT"
+            ):
+                self._current = None
+                if not queue:
+                    parser = self._parser
+                    if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
+                        self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+                    else:
+                        self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
+            else:
+                self._finish_task(task)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         self._task = None

@@ -56,6 +56,8 @@ _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object
 _COMPACT_MIN_CANCELLED = 64
 
 _monotonic = time.monotonic
+# Python 3.12+ runs a Task's first step at once when asked (eager_start).
+_EAGER_TASKS = sys.version_info >= (3, 12)
 _copy_context = contextvars.copy_context
 _new_handle = object.__new__
 _heappush = heapq.heappush
@@ -591,6 +593,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         3.11. Inside that step `asyncio.current_task()` is the task, as it
         must be. The HTTP server starts handlers this way (a handler that
         finishes without suspending costs no loop iteration)."""
+        if _EAGER_TASKS:
+            # (Through Any: the eager_start parameter is not in 3.11's stubs.)
+            return cast(Any, asyncio.Task)(coro, loop=self, eager_start=True)  # type: ignore[no-any-return]
         ready = self._ready
         before = len(ready)
         task = asyncio.Task(coro, loop=self)

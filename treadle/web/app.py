@@ -413,7 +413,7 @@ class Application(MutableMapping[Any, Any]):
 
     async def _handle(self, message: Message, body: Body, writer: ResponseWriter) -> None:
         """Serve one request: route, run the middlewares and handler, respond."""
-        request = Request(message, body, writer, self, writer.get_extra_info)
+        request = Request(message, body, writer, self)
         try:
             try:
                 match = self._router.resolve(message.method, message.path)
@@ -460,7 +460,8 @@ class Application(MutableMapping[Any, Any]):
                 # The common case, without the _send() coroutine in between.
                 response._request = request
                 status, pairs, data, reason = response._finish(writer)
-                await writer.send(status, pairs, data, reason=reason)
+                if writer.send_nowait(status, pairs, data, reason):
+                    await writer.drain()
             elif type(response) is StreamResponse:
                 await response.prepare(request)
                 await response.write_eof()

@@ -219,7 +219,9 @@ class Request(MutableMapping[str, Any]):
     # -- connection and URL ---------------------------------------------------------------
 
     def _extra(self, name: str) -> Any:
-        return self._transport_extra(name) if self._transport_extra is not None else None
+        if self._transport_extra is not None:
+            return self._transport_extra(name)
+        return self._writer.get_extra_info(name)
 
     @property
     def transport(self) -> Any:
