@@ -498,7 +498,11 @@ class Response(StreamResponse):
                 raise TypeError(f"text argument must be str ({type(text)!r})")
             charset = charset or "utf-8"
             if not has_ctype:
-                self._set_ctype(f"{content_type or 'text/plain'}; charset={charset}")
+                ctype = f"{content_type or 'text/plain'}; charset={charset}"
+                if self._hdrs is None:
+                    self._ctype = ctype
+                else:
+                    self._hdrs.add("Content-Type", ctype)
             self._body = text.encode(charset)
         else:
             if body is not None:
@@ -578,6 +582,24 @@ class Response(StreamResponse):
         """Mark the response sent through `writer` and return what
         `writer.send()` needs (compressing the body if asked to)."""
         body = self._body or b""
+        if (
+            self._hdrs is None
+            and self._compression is None
+            and not self._cookies
+            and self._keep_alive is not False
+        ):
+            # The common response: a body and at most a Content-Type.
+            self._writer = writer
+            self._eof_sent = True
+            status = self._status
+            reason = self._reason
+            ctype = self._ctype
+            return (
+                status,
+                [("Content-Type", ctype)] if ctype is not None else [],
+                body,
+                None if reason is _REASONS.get(status) else reason,
+            )
         if body and self._compression is not None:
             assert self._request is not None
             coding = self._choose_coding(self._request)
