@@ -517,6 +517,30 @@ def test_response_back_pressure_waits_for_the_client(loop: asyncio.AbstractEvent
     run(loop, main())
 
 
+def test_reads_that_start_on_an_idle_connection(loop: asyncio.AbstractEventLoop) -> None:
+    """Each write below reaches an idle connection as its own read: a request
+    followed by half the next head, the rest of that head, a request with its
+    body, a request the client wants closed. Every one is answered, in order."""
+
+    async def main() -> None:
+        async with serve(echo) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHo")
+            assert (await read_response(reader)).body == b"GET /a "
+            await asyncio.sleep(0.05)
+            writer.write(b"st: t\r\n\r\n")
+            assert (await read_response(reader)).body == b"GET /b "
+            await asyncio.sleep(0.05)
+            writer.write(b"POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz")
+            assert (await read_response(reader)).body == b"POST /c xyz"
+            await asyncio.sleep(0.05)
+            writer.write(b"GET /d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            resp = await read_response(reader)
+            assert resp.body == b"GET /d " and resp.header("Connection") == "close"
+            assert await closed_by_server(reader)
+
+    run(loop, main())
+
+
 def test_send_nowait_says_when_to_drain(loop: asyncio.AbstractEventLoop) -> None:
     """`send_nowait()` writes the whole response at once and returns whether the
     transport paused writing: False for a small answer, True for one larger

@@ -597,9 +597,45 @@ class HTTPServerProtocol(asyncio.Protocol):
         """Feed the parser and serve whatever requests are now complete."""
         if self._parse_failed or self._upgraded:
             return
-        self._parser.feed(data)
-        if not self._pumping:
-            self._pump()
+        parser = self._parser
+        parser.feed(data)
+        if self._pumping:
+            return
+        if (
+            self._current is None
+            and not self._queue
+            and not self._closing
+            and not self._reading_paused
+            and not self._peer_eof
+            and parser._state == _P_HEAD
+        ):
+            # The common read on an idle connection: it starts with a whole
+            # request head. A bodiless request is started here, without the
+            # pump's loops; whatever else the bytes hold (pipelined requests,
+            # a body, half a head, an error) goes to the pump as usual.
+            try:
+                event = parser.next_event()
+            except HTTPError as exc:
+                self._on_parse_error(exc)
+                self._pump()
+                return
+            if type(event) is Request and not (event.chunked or event.content_length):
+                parser.next_event()  # its EndOfMessage
+                self._start_request(event, EMPTY_BODY)
+                if (
+                    self._current is None
+                    and parser._state == _P_HEAD
+                    and parser._pos >= len(parser._buf)
+                    and not self._closing
+                ):
+                    return  # answered, and nothing else is buffered
+            elif type(event) is Request:
+                if self._deadline_kind == _HEAD_DEADLINE:
+                    self._deadline_kind = _NO_DEADLINE
+                body = Body(self)
+                self._parsing = body
+                self._queue.append((event, body))
+        self._pump()
 
     def eof_received(self) -> bool:
         """The client finished sending: answer what it sent, then close."""
@@ -761,42 +797,46 @@ class HTTPServerProtocol(asyncio.Protocol):
                 self._answer_error(item)
                 return
             request, body = item
-            writer = ResponseWriter(self, request)
-            self._current = (request, body, writer)
-            if self._deadline_kind != _NO_DEADLINE:
-                self._deadline_kind = _NO_DEADLINE
-            try:
-                task = self._start(self._app(request, body, writer))
-            except Exception as exc:  # the app callable itself failed
-                logger.error("error starting the request handler", exc_info=exc)
-                self._finish_request(exc)
-                continue
-            if not task.done():
-                self._task = task
-                task.add_done_callback(self._on_task_done)
-            elif (
-                # The common end, settled here: the handler returned after
-                # sending a whole response, with no body left unread and no
-                # reason to close. Anything else goes through _finish_request.
-                writer._state == _DONE
-                and not writer._close
-                and body._eof
-                and not task.cancelled()
-                and task.exception() is None
-                and not self._closing
-                and self._parser._state == _P_HEAD
-                and writer.status != 101
-                and request.method != "CONNECT"
-            ):
-                self._current = None
-                if not queue:
-                    parser = self._parser
-                    if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
-                        self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
-                    else:
-                        self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
-            else:
-                self._finish_task(task)
+            self._start_request(request, body)
+
+    def _start_request(self, request: Request, body: Body) -> None:
+        """Run the handler of `request` (eagerly: it may finish right here)."""
+        writer = ResponseWriter(self, request)
+        self._current = (request, body, writer)
+        if self._deadline_kind != _NO_DEADLINE:
+            self._deadline_kind = _NO_DEADLINE
+        try:
+            task = self._start(self._app(request, body, writer))
+        except Exception as exc:  # the app callable itself failed
+            logger.error("error starting the request handler", exc_info=exc)
+            self._finish_request(exc)
+            return
+        if not task.done():
+            self._task = task
+            task.add_done_callback(self._on_task_done)
+        elif (
+            # The common end, settled here: the handler returned after
+            # sending a whole response, with no body left unread and no
+            # reason to close. Anything else goes through _finish_request.
+            writer._state == _DONE
+            and not writer._close
+            and body._eof
+            and not task.cancelled()
+            and task.exception() is None
+            and not self._closing
+            and self._parser._state == _P_HEAD
+            and writer.status != 101
+            and request.method != "CONNECT"
+        ):
+            self._current = None
+            if not self._queue:
+                parser = self._parser
+                if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
+                    self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+                else:
+                    self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
+        else:
+            self._finish_task(task)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         self._task = None
