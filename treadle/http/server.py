@@ -190,7 +190,9 @@ class ResponseWriter:
     """Writes the response to one request.
 
     Either `await send(status, headers, body)` once (the fast path: the whole
-    response in one `transport.write`), or `await start(status, headers)`, then
+    response in one `transport.write`; `send_nowait()` is the same without
+    the drain, for frameworks that await `drain()` only when it returns
+    True), or `await start(status, headers)`, then
     `await write(data)` any number of times, then `await write_eof()`: the body
     is then framed by `Content-Length` if `content_length` was given, else
     chunked (or, for an HTTP/1.0 client, delimited by closing the connection).
