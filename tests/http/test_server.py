@@ -861,6 +861,113 @@ def test_declined_upgrade_carries_on_with_http(loop: asyncio.AbstractEventLoop) 
     run(loop, main())
 
 
+class Pipe(asyncio.Protocol):
+    """One direction of a tunnel: what arrives is written to `peer`."""
+
+    def __init__(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.write(data)
+
+    def eof_received(self) -> bool:
+        self.peer.close()
+        return False
+
+
+def test_connect_opens_a_tunnel(loop: asyncio.AbstractEventLoop) -> None:
+    """A CONNECT answered with 200 hands the connection to a tunnel: the bytes
+    the client sent after the head and everything after reach the upstream
+    (a real echo server here) and come back."""
+
+    async def upstream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data.upper())
+        writer.close()
+
+    async def main() -> None:
+        upstream = await asyncio.start_server(upstream_echo, "127.0.0.1", 0)
+        upstream_port = upstream.sockets[0].getsockname()[1]
+
+        async def proxy(request: Request, body: Body, response: ResponseWriter) -> None:
+            if request.method != "CONNECT" or request.target != f"127.0.0.1:{upstream_port}":
+                await response.send(403, [], b"no")
+                return
+            up_transport, _ = await loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", upstream_port
+            )
+            await response.send(200)
+            client_transport, rest = response.detach()
+            up_transport.set_protocol(Pipe(client_transport))
+            client_transport.set_protocol(Pipe(up_transport))
+            if rest:
+                up_transport.write(rest)
+
+        try:
+            async with serve(proxy) as (port, http), connect(port) as (reader, writer):
+                target = f"127.0.0.1:{upstream_port}".encode()
+                writer.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\nearly " % (target, target))
+                resp = await read_response(reader, head=True)
+                assert resp.status == 200 and resp.header("Content-Length") is None
+                assert await reader.readexactly(6) == b"EARLY "
+                sent = b"tunnelled GET / HTTP/1.1\r\n\r\n"
+                writer.write(sent)
+                assert await reader.readexactly(len(sent)) == sent.upper()
+                assert http.connections == 0  # detached: no longer an HTTP connection
+        finally:
+            upstream.close()
+            await upstream.wait_closed()
+
+    run(loop, main())
+
+
+def test_declined_connect_carries_on_with_http(loop: asyncio.AbstractEventLoop) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.method == "CONNECT":
+            await response.send(403, [], b"no tunnels")
+        else:
+            await echo(request, body, response)
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n" + GET)
+            resp = await read_response(reader)
+            assert resp.status == 403 and resp.body == b"no tunnels"
+            assert (await read_response(reader)).body == b"GET /x "
+
+    run(loop, main())
+
+
+@pytest.mark.parametrize("how", ["send-with-body", "start"])
+def test_a_2xx_to_connect_cannot_carry_a_body(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """RFC 9110 9.3.6: the tunnel starts right after a 2xx head to CONNECT, so
+    neither a body nor a streamed response can follow it; the handler's
+    misuse raises (naming CONNECT) and the client gets a 500."""
+    errors: list[ValueError] = []
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        try:
+            if how == "start":
+                await response.start(200, [])
+            else:
+                await response.send(200, [], b"not a tunnel")
+        except ValueError as exc:
+            errors.append(exc)
+            raise
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), 10)
+            assert data.startswith(b"HTTP/1.1 500 ")
+
+    with caplog.at_level(logging.CRITICAL, logger="treadle.http"):
+        run(loop, main())
+    assert len(errors) == 1 and "CONNECT" in str(errors[0])
+
+
 def test_graceful_shutdown(loop: asyncio.AbstractEventLoop) -> None:
     started = asyncio.Event()
     release = asyncio.Event()

@@ -329,6 +329,15 @@ class ResponseWriter:
             if status == 100:
                 raise ValueError("100 Continue is sent by the body stream, not by send()")
             head = self._head(status, headers, reason, b"")
+        elif status < 300 and self._request.method == "CONNECT":
+            # RFC 9110 9.3.6: the tunnel starts right after the head, which
+            # must carry no Content-Length or Transfer-Encoding.
+            if body:
+                raise ValueError(
+                    f"a {status} response to CONNECT cannot have a body: the tunnel starts "
+                    "after the head (write to the transport from detach() instead)"
+                )
+            head = self._head(status, headers, reason, b"")
         else:
             head = self._head(status, headers, reason, b"Content-Length: %d\r\n" % len(body))
             if self._head_only:
@@ -378,6 +387,11 @@ class ResponseWriter:
         if _bodiless(status):
             framing = b""
             self._head_only = True
+        elif status < 300 and self._request.method == "CONNECT":
+            raise ValueError(
+                f"a {status} response to CONNECT has no body to stream: send() it, "
+                "then detach() the tunnel"
+            )
         elif content_length is not None:
             framing = b"Content-Length: %d\r\n" % content_length
             self._remaining = content_length
