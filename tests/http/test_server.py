@@ -541,6 +541,48 @@ def test_reads_that_start_on_an_idle_connection(loop: asyncio.AbstractEventLoop)
     run(loop, main())
 
 
+@pytest.mark.parametrize("cancel", [False, True])
+def test_handler_cancellation_when_the_client_goes(
+    loop: asyncio.AbstractEventLoop, cancel: bool
+) -> None:
+    """With `handler_cancellation`, a handler waiting when its client leaves is
+    cancelled there and the connection closes; without it (the default) the
+    handler runs on to its end (its late answer is lost, or its write raises
+    ConnectionResetError), then the connection closes."""
+    waiting = asyncio.Event()
+    release = asyncio.Event()
+    outcome: asyncio.Future[str] = loop.create_future()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        waiting.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            outcome.set_result("cancelled")
+            raise
+        try:
+            await response.send(200, [], b"late")
+        except ConnectionResetError:
+            pass
+        outcome.set_result("ran to its end")
+
+    async def main() -> None:
+        async with serve(app, ServerConfig(handler_cancellation=cancel)) as (port, http):
+            async with connect(port) as (_, writer):
+                writer.write(GET)
+                await waiting.wait()
+            if cancel:
+                assert await asyncio.wait_for(outcome, 10) == "cancelled"
+            else:
+                await asyncio.sleep(0.05)  # the server has seen the client go
+                assert not outcome.done() and http.connections == 1
+                release.set()
+                assert await asyncio.wait_for(outcome, 10) == "ran to its end"
+            assert await all_closed(http)
+
+    run(loop, main())
+
+
 def test_send_nowait_says_when_to_drain(loop: asyncio.AbstractEventLoop) -> None:
     """`send_nowait()` writes the whole response at once and returns whether the
     transport paused writing: False for a small answer, True for one larger

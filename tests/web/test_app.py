@@ -597,3 +597,51 @@ def test_stream_response_with_length_answers_head(loop: asyncio.AbstractEventLoo
         assert (await client.get("/sized")).body == b"hello"
 
     serve(loop, app, scenario)
+
+
+def test_runner_handler_cancellation_and_settings_misuse(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """`AppRunner(app, handler_cancellation=True)` reaches the server: a
+    handler whose client left is cancelled. Settings given both ways, or
+    unknown ones, are refused when the runner is made."""
+    from treadle.http import ServerConfig
+
+    waiting = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        waiting.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return web.Response(text="late")
+
+    with pytest.raises(TypeError, match="keepalive_timeout"):
+        web.AppRunner(web.Application(), config=ServerConfig(), keepalive_timeout=5)
+    with pytest.raises(TypeError, match="no_such_setting"):
+        web.AppRunner(web.Application(), no_such_setting=1)
+    with pytest.raises(ValueError, match="handler_cancellation"):
+        web.run_app(web.Application(), config=ServerConfig(), handler_cancellation=True)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/slow", slow)
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            await asyncio.wait_for(waiting.wait(), 10)
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.wait_for(cancelled.wait(), 10)
+        finally:
+            await runner.cleanup()
+
+    run(loop, main())

@@ -98,12 +98,20 @@ class ServerConfig:
     - `close_timeout`: seconds a closing connection has to flush its last
       response before it is aborted (a client that stops reading cannot keep a
       file descriptor open).
+    - `handler_cancellation`: cancel the handler's task when its client goes
+      away (off by default, as in aiohttp since 3.9: a handler then runs on,
+      its body reads raise `ConnectionResetError`, and so do its writes once
+      the connection is known to be gone). On, a handler suspended in any
+      await gets `CancelledError` there when the connection is lost or the
+      client ends its side while the handler waits; as in aiohttp, a client
+      that half-closes and waits for its answer then gets none.
     """
 
     __slots__ = (
         "body_buffer",
         "body_timeout",
         "close_timeout",
+        "handler_cancellation",
         "header_timeout",
         "keepalive_timeout",
         "limits",
@@ -122,6 +130,7 @@ class ServerConfig:
         body_buffer: int = 256 * 1024,
         server_header: str | None = None,
         close_timeout: float = 10.0,
+        handler_cancellation: bool = False,
     ) -> None:
         """Settings with production defaults."""
         for name, value in (
@@ -142,6 +151,7 @@ class ServerConfig:
         self.body_buffer = body_buffer
         self.server_header = server_header
         self.close_timeout = close_timeout
+        self.handler_cancellation = bool(handler_cancellation)
         if server_header is not None:
             encode_fields([("Server", server_header)])  # refuse CR/LF now, not per request
 
@@ -654,8 +664,21 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._pump()
 
     def eof_received(self) -> bool:
-        """The client finished sending: answer what it sent, then close."""
+        """The client finished sending: answer what it sent, then close. With
+        `handler_cancellation`, a client that leaves while its handler waits
+        is taken as gone (a half-closed client cannot be told from a closed
+        one until a write fails): the connection closes and the handler is
+        cancelled."""
         self._peer_eof = True
+        task = self._task
+        if (
+            self._config.handler_cancellation
+            and task is not None
+            and not task.done()
+            and not self._upgraded
+        ):
+            self._closing = True
+            return False  # the transport closes: connection_lost cancels the task
         if not self._pumping and not self._upgraded:
             self._pump()
         # Keep the write side open while requests remain to be answered.
@@ -671,6 +694,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         lost = ConnectionResetError("the client closed the connection")
         if self._current is not None:
             self._current[1].set_exception(lost)
+            task = self._task
+            if task is not None and self._config.handler_cancellation and not task.done():
+                task.cancel("the client closed the connection")
         for item in self._queue:
             if not isinstance(item, HTTPError):
                 item[1].set_exception(lost)

@@ -96,9 +96,20 @@ class AppRunner:
     ) -> None:
         """`access_log`: a logger for the access log (None: off). `config`: the
         HTTP server's settings (timeouts, limits). `shutdown_timeout`: how long
-        in-flight requests may take to finish at cleanup."""
+        in-flight requests may take to finish at cleanup. Other keywords
+        (`handler_cancellation=True`, `keepalive_timeout=...`) make the
+        `ServerConfig` when `config` is not given."""
         if not isinstance(app, Application):
             raise TypeError(f"app should be a web.Application instance, got {app!r}")
+        if config is not None and kwargs:
+            raise TypeError(
+                f"AppRunner got both config and server settings ({', '.join(sorted(kwargs))}): "
+                "put the settings in the ServerConfig"
+            )
+        if kwargs:
+            from ..http import ServerConfig
+
+            ServerConfig(**kwargs)  # refuse unknown or invalid settings now, not at setup()
         self._app = app
         self._access_log = access_log
         self._shutdown_timeout = shutdown_timeout
@@ -358,6 +369,7 @@ async def _run(
     handle_signals: bool,
     config: ServerConfig | None,
     gc_tuning: bool,
+    handler_cancellation: bool,
 ) -> None:
     if not isinstance(app, Application):
         app = await app
@@ -367,6 +379,7 @@ async def _run(
         shutdown_timeout=shutdown_timeout,
         config=config,
         handle_signals=handle_signals,
+        **({"handler_cancellation": True} if handler_cancellation and config is None else {}),
     )
     await runner.setup()
     restore_gc = tune_gc_for_serving() if gc_tuning else None
@@ -423,14 +436,22 @@ def run_app(
     loop: asyncio.AbstractEventLoop | None = None,
     config: ServerConfig | None = None,
     gc_tuning: bool = True,
+    handler_cancellation: bool = False,
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM, then stop gracefully.
 
     Runs on a new Treadle loop unless `loop` is given. `access_log` is a
     logger (e.g. `logging.getLogger("treadle.access")`) or None for none.
+    `handler_cancellation`: cancel a handler whose client went away (see
+    `ServerConfig`; with `config` given, set it there instead).
     `gc_tuning`: tune the garbage collector for serving once the app has
     started (see `tune_gc_for_serving`).
     """
+    if config is not None and handler_cancellation and not config.handler_cancellation:
+        raise ValueError(
+            "run_app(handler_cancellation=True) with a config that says False: "
+            "set handler_cancellation in the ServerConfig"
+        )
     if loop is None:
         from ..runners import new_event_loop
 
@@ -455,6 +476,7 @@ def run_app(
             handle_signals=handle_signals,
             config=config,
             gc_tuning=gc_tuning,
+            handler_cancellation=handler_cancellation,
         )
     )
     try:
