@@ -645,3 +645,32 @@ def test_runner_handler_cancellation_and_settings_misuse(
             await runner.cleanup()
 
     run(loop, main())
+
+
+def test_http_exceptions_default_bodies_and_content_types() -> None:
+    """The plain default body `STATUS: REASON` in UTF-8 text, whichever way the
+    exception is made; a given content type gets the charset the text needs
+    (as aiohttp does); empty-bodied statuses stay empty."""
+    cases: list[tuple[web.HTTPException, bytes | None, str]] = [
+        (web.HTTPNotFound(), b"404: Not Found", "text/plain; charset=utf-8"),
+        (
+            web.HTTPNotFound(reason="Gone fishing"),
+            b"404: Gone fishing",
+            "text/plain; charset=utf-8",
+        ),
+        (
+            web.HTTPForbidden(content_type="text/html"),
+            b"403: Forbidden",
+            "text/html; charset=utf-8",
+        ),
+        (web.HTTPNotFound(headers={"X": "1"}), b"404: Not Found", "text/plain; charset=utf-8"),
+        (web.HTTPNotFound(text="nope"), b"nope", "text/plain; charset=utf-8"),
+        (web.HTTPBadRequest(body=b"\x00raw"), b"\x00raw", "application/octet-stream"),
+    ]
+    for exc, body, ctype in cases:
+        assert exc.body == body, exc
+        assert exc.headers["Content-Type"] == ctype, exc
+        assert str(exc) == exc.reason
+    assert web.HTTPNotFound(headers={"X": "1"}).headers["X"] == "1"
+    assert web.HTTPNoContent().body is None
+    assert "Content-Type" not in web.HTTPNoContent().headers

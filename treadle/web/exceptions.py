@@ -97,17 +97,31 @@ class HTTPException(Response, Exception):
                 f"{type(self).__name__} is an abstract class; raise a concrete status, "
                 "such as HTTPNotFound"
             )
-        Response.__init__(
-            self,
-            status=self.status_code,
-            headers=headers,
-            reason=reason,
-            body=body,
-            text=text,
-            content_type=content_type,
-        )
+        default_text = body is None and text is None and not self.empty_body
+        if default_text and headers is None:
+            # The common case (`raise HTTPNotFound()`): the plain body is known
+            # now, so the response is made once, without a headers mapping.
+            Response.__init__(
+                self,
+                status=self.status_code,
+                reason=reason,
+                text="",
+                content_type=content_type,
+            )
+            self._body = f"{self.status_code}: {self.reason}".encode()
+            default_text = False
+        else:
+            Response.__init__(
+                self,
+                status=self.status_code,
+                headers=headers,
+                reason=reason,
+                body=body,
+                text=text,
+                content_type=content_type,
+            )
         Exception.__init__(self, self.reason)
-        if self.body is None and not self.empty_body:
+        if default_text:
             self.text = f"{self.status}: {self.reason}"
 
     def __str__(self) -> str:
