@@ -158,6 +158,12 @@ def _parser() -> argparse.ArgumentParser:
         "SO_REUSEPORT socket per worker (the default on Linux)",
     )
     run_cmd.add_argument(
+        "--handler-cancellation",
+        action="store_true",
+        help="cancel a handler that is waiting when its client goes away (off by "
+        "default, as in aiohttp: the handler then runs on to its end)",
+    )
+    run_cmd.add_argument(
         "--no-gc-tuning",
         dest="gc_tuning",
         action="store_false",
@@ -190,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         backlog=args.backlog,
         reuse_port=args.reuse_port,
         gc_tuning=args.gc_tuning,
+        handler_cancellation=args.handler_cancellation,
     )
     try:
         return serve(options)

@@ -183,6 +183,8 @@ class ServeOptions:
     the kernel balances them; elsewhere they share one inherited socket)."""
     gc_tuning: bool = True
     """Tune the garbage collector once the app has started (tune_gc_for_serving)."""
+    handler_cancellation: bool = False
+    """Cancel a handler that is waiting when its client goes away (ServerConfig)."""
 
 
 def _error(message: str) -> None:
@@ -394,7 +396,10 @@ class _ServingProcess:
             app = await options.target.application(self.loaded)
             access_log = logging.getLogger("treadle.access") if options.access_log else None
             runner = AppRunner(
-                app, access_log=access_log, shutdown_timeout=options.shutdown_timeout
+                app,
+                access_log=access_log,
+                shutdown_timeout=options.shutdown_timeout,
+                handler_cancellation=options.handler_cancellation,
             )
             await runner.setup()
             if options.gc_tuning:

@@ -59,6 +59,17 @@ async def slow(request):
     return web.Response(text="done")
 
 
+async def hang(request):
+    # Waits until cancelled (by --handler-cancellation when the client goes).
+    (HERE / "hanging").write_text(str(os.getpid()))
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        (HERE / "cancelled").write_text(str(os.getpid()))
+        raise
+    return web.Response(text="never")
+
+
 async def block(request):
     # Blocks this worker's whole loop, so that only another worker can accept.
     (HERE / "blocked").write_text(str(os.getpid()))
@@ -77,6 +88,7 @@ def make_app():
     app.router.add_get("/pid", pid)
     app.router.add_get("/slow", slow)
     app.router.add_get("/block", block)
+    app.router.add_get("/hang", hang)
     app.on_cleanup.append(record_cleanup)
     return app
 
@@ -369,6 +381,18 @@ def test_factory_and_access_log(app_dir: Path) -> None:
             r'200 (\d+|-) "http://example\.com/" "test-agent/1\.0" \d+\.\d+'
         )
         assert [line for line in server.stderr.splitlines() if combined.fullmatch(line)]
+
+
+def test_handler_cancellation_flag(app_dir: Path) -> None:
+    """`--handler-cancellation`: the handler of a client that goes away is
+    cancelled, and the server serves on."""
+    with treadle_run(app_dir, "cliapp:app", "--handler-cancellation", "--port", "0") as server:
+        sock = send_raw(server.port, "/hang")
+        wait_for(lambda: contents(app_dir / "hanging"), "the handler to start")
+        sock.close()
+        assert wait_for(lambda: contents(app_dir / "cancelled"), "the handler to be cancelled")
+        assert fetch(server.port, "/pid")[0] == 200
+        assert server.stop() == 0
 
 
 @pytest.mark.parametrize("workers", [1, 2])
