@@ -583,6 +583,69 @@ def test_handler_cancellation_when_the_client_goes(
     run(loop, main())
 
 
+def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The client stops reading, then ends its side while the handler waits in
+    drain(): the close cannot flush, so close_timeout aborts the connection
+    and the handler is cancelled; no descriptor is left behind."""
+    outcome: asyncio.Future[str] = loop.create_future()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        try:
+            await response.start(200, [], content_length=64 * 1024 * 1024)
+            for _ in range(64):
+                await response.write(b"x" * (1024 * 1024))
+            await response.write_eof()
+            outcome.set_result("finished")
+        except asyncio.CancelledError:
+            outcome.set_result("cancelled")
+            raise
+
+    async def main() -> None:
+        config = ServerConfig(handler_cancellation=True, close_timeout=0.2)
+        async with serve(app, config) as (port, http):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+                await loop.sock_sendall(sock, GET)
+                for _ in range(1000):  # until the handler waits in drain()
+                    conns = list(http._connections)
+                    if conns and conns[0]._writing_paused:
+                        break
+                    await asyncio.sleep(0.01)
+                sock.shutdown(socket.SHUT_WR)
+                assert await asyncio.wait_for(outcome, 10) == "cancelled"
+                assert await all_closed(http)
+            finally:
+                sock.close()
+
+    run(loop, main())
+
+
+def test_declined_upgrade_whose_body_comes_later(loop: asyncio.AbstractEventLoop) -> None:
+    """An upgrade request with a body, declined before the body arrived: once
+    the body ends, the next pipelined request is still answered."""
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.send(200, [], f"{request.method} {request.target}".encode())
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST /u HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: x\r\n"
+                b"Content-Length: 5\r\n\r\n"
+            )
+            assert (await read_response(reader)).body == b"POST /u"
+            writer.write(b"hello" + GET)
+            resp = await asyncio.wait_for(read_response(reader), 10)
+            assert resp.body == b"GET /x"
+
+    run(loop, main())
+
+
 def test_send_nowait_says_when_to_drain(loop: asyncio.AbstractEventLoop) -> None:
     """`send_nowait()` writes the whole response at once and returns whether the
     transport paused writing: False for a small answer, True for one larger

@@ -663,6 +663,11 @@ def test_http_exceptions_default_bodies_and_content_types() -> None:
             b"403: Forbidden",
             "text/html; charset=utf-8",
         ),
+        (
+            web.HTTPGone(content_type="text/plain; charset=latin-1", reason="Gon\xe9"),
+            b"410: Gon\xe9",
+            "text/plain; charset=latin-1",
+        ),
         (web.HTTPNotFound(headers={"X": "1"}), b"404: Not Found", "text/plain; charset=utf-8"),
         (web.HTTPNotFound(text="nope"), b"nope", "text/plain; charset=utf-8"),
         (web.HTTPBadRequest(body=b"\x00raw"), b"\x00raw", "application/octet-stream"),

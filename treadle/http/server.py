@@ -677,8 +677,10 @@ class HTTPServerProtocol(asyncio.Protocol):
             and not task.done()
             and not self._upgraded
         ):
-            self._closing = True
-            return False  # the transport closes: connection_lost cancels the task
+            # Close (flushing, under close_timeout: a client that no longer
+            # reads gets aborted); connection_lost then cancels the task.
+            self._close_transport()
+            return False
         if not self._pumping and not self._upgraded:
             self._pump()
         # Keep the write side open while requests remain to be answered.
@@ -825,6 +827,12 @@ class HTTPServerProtocol(asyncio.Protocol):
                 if parsing is not EMPTY_BODY:
                     parsing.feed_eof(cast(EndOfMessage, event).trailers)
                 self._parsing = EMPTY_BODY
+                if parser._state == _P_PAUSED and parsing._discard:
+                    # An upgrade (or CONNECT) whose handler already finished
+                    # without taking the connection: its body ended only now,
+                    # so _finish_request could not resume the parser then.
+                    parser.resume()
+                    continue
                 if parser._state != _P_HEAD:
                     return False  # CLOSED, or PAUSED for an upgrade: wait and see
 

@@ -98,7 +98,11 @@ class HTTPException(Response, Exception):
                 "such as HTTPNotFound"
             )
         default_text = body is None and text is None and not self.empty_body
-        if default_text and headers is None:
+        if (
+            default_text
+            and headers is None
+            and (content_type is None or "charset=" not in content_type.lower())
+        ):
             # The common case (`raise HTTPNotFound()`): the plain body is known
             # now, so the response is made once, without a headers mapping.
             Response.__init__(
