@@ -583,13 +583,8 @@ def test_handler_cancellation_when_the_client_goes(
     run(loop, main())
 
 
-def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
-    """The client stops reading, then ends its side while the handler waits in
-    drain(): the close cannot flush, so close_timeout aborts the connection
-    and the handler is cancelled; no descriptor is left behind."""
-    outcome: asyncio.Future[str] = loop.create_future()
+def streaming_app(outcome: asyncio.Future[str]) -> App:
+    """An app streaming 64 MiB; `outcome` says how its handler ended."""
 
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
         try:
@@ -601,16 +596,38 @@ def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
         except asyncio.CancelledError:
             outcome.set_result("cancelled")
             raise
+        except ConnectionResetError as exc:
+            outcome.set_result(f"refused: {exc}")
+            raise
+
+    return app
+
+
+async def non_reading_client(port: int) -> socket.socket:
+    """A connection that sends one GET and never reads (a small receive buffer,
+    so the server's writes back up quickly)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, GET)
+    return sock
+
+
+def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The client stops reading, then ends its side while the handler waits in
+    drain(): the close cannot flush, so close_timeout aborts the connection
+    and the handler is cancelled; no descriptor is left behind."""
+    outcome: asyncio.Future[str] = loop.create_future()
 
     async def main() -> None:
         config = ServerConfig(handler_cancellation=True, close_timeout=0.2)
-        async with serve(app, config) as (port, http):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.setblocking(False)
+        async with serve(streaming_app(outcome), config) as (port, http):
+            sock = await non_reading_client(port)
             try:
-                await loop.sock_connect(sock, ("127.0.0.1", port))
-                await loop.sock_sendall(sock, GET)
                 for _ in range(1000):  # until the handler waits in drain()
                     conns = list(http._connections)
                     if conns and conns[0]._writing_paused:
@@ -618,6 +635,27 @@ def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
                     await asyncio.sleep(0.01)
                 sock.shutdown(socket.SHUT_WR)
                 assert await asyncio.wait_for(outcome, 10) == "cancelled"
+                assert await all_closed(http)
+            finally:
+                sock.close()
+
+    run(loop, main())
+
+
+def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A handler streaming to a client that never reads waits in drain() for
+    send_timeout at most: then the connection is aborted and the wait raises
+    ConnectionResetError, so neither the handler nor the descriptor is held."""
+    outcome: asyncio.Future[str] = loop.create_future()
+
+    async def main() -> None:
+        async with serve(streaming_app(outcome), ServerConfig(send_timeout=0.2)) as (port, http):
+            sock = await non_reading_client(port)
+            try:
+                result = await asyncio.wait_for(outcome, 10)
+                assert result.startswith("refused: ")
                 assert await all_closed(http)
             finally:
                 sock.close()
@@ -1169,3 +1207,23 @@ def test_runs_on_uvloop() -> None:
         run(the_loop, main())
     finally:
         the_loop.close()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "header_timeout",
+        "keepalive_timeout",
+        "body_timeout",
+        "max_pipelined",
+        "body_buffer",
+        "close_timeout",
+        "send_timeout",
+    ],
+)
+def test_server_config_refuses_settings_that_are_not_positive(setting: str) -> None:
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"{setting} must be positive"):
+            ServerConfig(**{setting: bad})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="control character"):
+        ServerConfig(server_header="treadle\r\nSet-Cookie: x=1")

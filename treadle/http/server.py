@@ -98,6 +98,11 @@ class ServerConfig:
     - `close_timeout`: seconds a closing connection has to flush its last
       response before it is aborted (a client that stops reading cannot keep a
       file descriptor open).
+    - `send_timeout`: seconds a handler may wait in `drain()` for the client
+      to take the response (to read the transport's buffer down to its low
+      mark) before the connection is aborted and the wait raises
+      `ConnectionResetError`: a client that stops reading cannot hold a
+      handler and a descriptor forever (nginx's `send_timeout`, also 60 s).
     - `handler_cancellation`: cancel the handler's task when its client goes
       away (off by default, as in aiohttp since 3.9: a handler then runs on,
       its body reads raise `ConnectionResetError`, and so do its writes once
@@ -116,6 +121,7 @@ class ServerConfig:
         "keepalive_timeout",
         "limits",
         "max_pipelined",
+        "send_timeout",
         "server_header",
     )
 
@@ -131,6 +137,7 @@ class ServerConfig:
         server_header: str | None = None,
         close_timeout: float = 10.0,
         handler_cancellation: bool = False,
+        send_timeout: float = 60.0,
     ) -> None:
         """Settings with production defaults."""
         for name, value in (
@@ -140,6 +147,7 @@ class ServerConfig:
             ("max_pipelined", max_pipelined),
             ("body_buffer", body_buffer),
             ("close_timeout", close_timeout),
+            ("send_timeout", send_timeout),
         ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, not {value!r}")
@@ -152,6 +160,7 @@ class ServerConfig:
         self.server_header = server_header
         self.close_timeout = close_timeout
         self.handler_cancellation = bool(handler_cancellation)
+        self.send_timeout = send_timeout
         if server_header is not None:
             encode_fields([("Server", server_header)])  # refuse CR/LF now, not per request
 
@@ -169,6 +178,7 @@ _HEAD_DEADLINE: Final = 1
 _IDLE_DEADLINE: Final = 2
 _BODY_DEADLINE: Final = 3
 _CLOSE_DEADLINE: Final = 4
+_SEND_DEADLINE: Final = 5
 
 # Parser states, bound once: the pipeline checks them per request.
 _P_HEAD: Final = ParserState.HEAD
@@ -1057,7 +1067,12 @@ class HTTPServerProtocol(asyncio.Protocol):
         if waiter is None:
             assert self._loop is not None
             waiter = self._drain_waiter = self._loop.create_future()
-        await asyncio.shield(waiter)
+        self._set_deadline(_SEND_DEADLINE, self._config.send_timeout)
+        try:
+            await asyncio.shield(waiter)
+        finally:
+            if self._deadline_kind == _SEND_DEADLINE:
+                self._deadline_kind = _NO_DEADLINE
 
     def _detach(self) -> tuple[asyncio.Transport, bytes]:
         transport = self._live_transport()
@@ -1113,6 +1128,10 @@ class HTTPServerProtocol(asyncio.Protocol):
             if self._parser.head_pending:
                 self._write_error(408, "408 Request Timeout: timed out reading the request head")
             self._close_transport()
+        elif kind == _SEND_DEADLINE:
+            logger.debug("aborting %s: it did not read its response in time", self._peer())
+            self._closing = True
+            self._transport.abort()  # the handler's drain() raises ConnectionResetError
         elif kind == _CLOSE_DEADLINE:
             logger.debug("aborting %s: its last response was not read in time", self._peer())
             self._abort()
