@@ -583,14 +583,19 @@ def test_handler_cancellation_when_the_client_goes(
     run(loop, main())
 
 
-def streaming_app(outcome: asyncio.Future[str]) -> App:
-    """An app streaming 64 MiB; `outcome` says how its handler ended."""
+def streaming_app(outcome: asyncio.Future[str], file: pathlib.Path | None = None) -> App:
+    """An app sending 64 MiB (by write(), or by sendfile() from `file`);
+    `outcome` says how its handler ended."""
 
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
         try:
             await response.start(200, [], content_length=64 * 1024 * 1024)
-            for _ in range(64):
-                await response.write(b"x" * (1024 * 1024))
+            if file is not None:
+                with file.open("rb") as f:
+                    await response.sendfile(f, 0, 64 * 1024 * 1024)
+            else:
+                for _ in range(64):
+                    await response.write(b"x" * (1024 * 1024))
             await response.write_eof()
             outcome.set_result("finished")
         except asyncio.CancelledError:
@@ -642,16 +647,22 @@ def test_handler_cancellation_reaches_a_handler_stuck_in_drain(
     run(loop, main())
 
 
+@pytest.mark.parametrize("how", ["write", "sendfile"])
 def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(
-    loop: asyncio.AbstractEventLoop,
+    loop: asyncio.AbstractEventLoop, tmp_path: pathlib.Path, how: str
 ) -> None:
-    """A handler streaming to a client that never reads waits in drain() for
-    send_timeout at most: then the connection is aborted and the wait raises
-    ConnectionResetError, so neither the handler nor the descriptor is held."""
+    """A handler sending to a client that never reads waits for send_timeout
+    at most (write() in drain(); sendfile() per piece it sends): then the
+    connection is aborted and the send raises ConnectionResetError, so
+    neither the handler nor the descriptor (nor the file) is held."""
     outcome: asyncio.Future[str] = loop.create_future()
+    path = tmp_path / "big.bin"
+    with path.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    app = streaming_app(outcome, path if how == "sendfile" else None)
 
     async def main() -> None:
-        async with serve(streaming_app(outcome), ServerConfig(send_timeout=0.2)) as (port, http):
+        async with serve(app, ServerConfig(send_timeout=0.2)) as (port, http):
             sock = await non_reading_client(port)
             try:
                 result = await asyncio.wait_for(outcome, 10)

@@ -189,6 +189,7 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE_LINE: Final = b"Connection: close\r\n"
 _KEEP_ALIVE_LINE: Final = b"Connection: keep-alive\r\n"
 _SMALL_BODY: Final = 16384  # bodies below this are copied into the head's write
+_SENDFILE_PIECE: Final = 256 * 1024  # sendfile() goes out in pieces of this under send_timeout
 
 
 def _handler_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
@@ -482,10 +483,35 @@ class ResponseWriter:
             return count
         conn = self._conn
         transport = conn._live_transport()
-        assert conn._loop is not None
+        loop = conn._loop
+        assert loop is not None
+        # In pieces, each under send_timeout: a client that stops reading is
+        # cut off, one that reads slowly (a piece per send_timeout) is not.
+        # (The loop's sendfile borrows the socket, so the timer's abort could
+        # not interrupt it: the piece itself is timed out.)
+        sent = 0
         try:
-            sent = await conn._loop.sendfile(transport, file, offset, count)
+            while sent < count:
+                piece = min(count - sent, _SENDFILE_PIECE)
+                try:
+                    async with asyncio.timeout(conn._config.send_timeout):
+                        n = await loop.sendfile(transport, file, offset + sent, piece)
+                except TimeoutError:
+                    logger.debug("aborting %s: it did not read its response in time", conn._peer())
+                    conn._closing = True
+                    transport.abort()
+                    raise ConnectionResetError(
+                        "the client did not read the response within send_timeout"
+                    ) from None
+                sent += n
+                if n < piece:
+                    break  # the file ended early
+                if conn._transport is None:
+                    raise ConnectionResetError("the connection is closed")
         except NotImplementedError:
+            if sent:
+                self._state = _DONE
+                self._close = True
             raise
         except BaseException:
             # Some of the body may be out: nothing can follow it on this connection.
