@@ -674,6 +674,96 @@ def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(
     run(loop, main())
 
 
+def test_send_timeout_holds_for_two_writers_and_beside_a_body_read(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The send deadline belongs to the pause, not to one writer, and does not
+    share the connection's timer with the body deadline: with two tasks
+    writing and a third waiting for body bytes that never come, a client
+    that stops reading is cut off at send_timeout, and every one of them
+    gets an error instead of waiting forever."""
+    outcomes: list[str] = []
+    done = asyncio.Event()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        async def writer(tag: bytes) -> None:
+            for _ in range(64):
+                await response.write(tag * (1024 * 1024))
+
+        async def reader() -> None:
+            await body.read()
+
+        await response.start(200, [])
+        results = await asyncio.gather(writer(b"a"), writer(b"b"), reader(), return_exceptions=True)
+        outcomes.extend(type(r).__name__ for r in results)
+        done.set()
+
+    async def main() -> None:
+        config = ServerConfig(send_timeout=0.3, body_timeout=60)
+        async with serve(app, config) as (port, http):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+                # A body is announced and never sent; the response is never read.
+                await loop.sock_sendall(
+                    sock, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+                )
+                await asyncio.wait_for(done.wait(), 10)
+                assert outcomes[:2] == ["ConnectionResetError", "ConnectionResetError"]
+                assert outcomes[2] == "ConnectionResetError"
+                assert await all_closed(http)
+            finally:
+                sock.close()
+
+    run(loop, main())
+
+
+def test_shutdown_during_sendfile_leaves_the_loop_serving(
+    loop: asyncio.AbstractEventLoop, tmp_path: pathlib.Path
+) -> None:
+    """A graceful shutdown that has to cut off a handler inside sendfile()
+    cancels it before aborting the connection, so the loop's registration of
+    the socket goes with it: a new connection (often given the same
+    descriptor) is served afterwards, with no error reported."""
+    path = tmp_path / "big.bin"
+    with path.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    outcome: asyncio.Future[str] = loop.create_future()
+
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        if request.target != "/big":
+            await response.send(200, [], b"fine")
+            return
+        app_outcome = streaming_app(outcome, path)
+        await app_outcome(request, body, response)
+
+    async def main() -> None:
+        http = HTTPServer(app, ServerConfig())
+        server = await loop.create_server(http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            await loop.sock_sendall(sock, b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            await asyncio.sleep(0.2)  # the handler is inside sendfile, blocked
+            await asyncio.wait_for(http.shutdown(timeout=0.2), 10)
+            assert await asyncio.wait_for(outcome, 10) == "cancelled"
+            sock.close()
+            async with connect(port) as (reader, writer):
+                writer.write(GET)
+                resp = await asyncio.wait_for(read_response(reader), 10)
+                assert resp.status == 200 and resp.body == b"fine"
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(loop, main())
+
+
 def test_declined_upgrade_whose_body_comes_later(loop: asyncio.AbstractEventLoop) -> None:
     """An upgrade request with a body, declined before the body arrived: once
     the body ends, the next pipelined request is still answered."""

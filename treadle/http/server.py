@@ -178,7 +178,6 @@ _HEAD_DEADLINE: Final = 1
 _IDLE_DEADLINE: Final = 2
 _BODY_DEADLINE: Final = 3
 _CLOSE_DEADLINE: Final = 4
-_SEND_DEADLINE: Final = 5
 
 # Parser states, bound once: the pipeline checks them per request.
 _P_HEAD: Final = ParserState.HEAD
@@ -506,7 +505,7 @@ class ResponseWriter:
                 sent += n
                 if n < piece:
                     break  # the file ended early
-                if conn._transport is None:
+                if conn._transport is None or transport.is_closing():
                     raise ConnectionResetError("the connection is closed")
         except NotImplementedError:
             if sent:
@@ -589,6 +588,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_queue",
         "_reading_paused",
         "_resumed",
+        "_send_timer",
         "_server",
         "_server_line",
         "_start",
@@ -641,6 +641,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._deadline_kind = _NO_DEADLINE
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
+        self._send_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -729,6 +730,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         lost = ConnectionResetError("the client closed the connection")
         if self._current is not None:
             self._current[1].set_exception(lost)
@@ -744,6 +748,8 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_exception(lost)
+                # Its writers may all have been cancelled (shutdown) and gone.
+                waiter.exception()
         if self._server is not None:
             self._server._forget(self)
 
@@ -754,6 +760,9 @@ class HTTPServerProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         """The transport's buffer drained: wake writers."""
         self._writing_paused = False
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
@@ -955,6 +964,13 @@ class HTTPServerProtocol(asyncio.Protocol):
             if isinstance(exc, HTTPError):
                 logger.debug("request %r refused: %s", request, exc)
                 status, detail = exc.status, f"{exc.status} {exc.reason}: {exc.detail}"
+            elif isinstance(exc, (ConnectionError, asyncio.CancelledError)) and (
+                self._closing or transport.is_closing()
+            ):
+                # The connection was given up (send timeout, shutdown, the
+                # client went away): the handler's failure is its echo.
+                logger.debug("handler for %r ended by the closing connection: %r", request, exc)
+                status, detail = 500, "500 Internal Server Error"
             else:
                 logger.error("error handling %r", request, exc_info=exc)
                 status, detail = 500, "500 Internal Server Error"
@@ -1093,12 +1109,13 @@ class HTTPServerProtocol(asyncio.Protocol):
         if waiter is None:
             assert self._loop is not None
             waiter = self._drain_waiter = self._loop.create_future()
-        self._set_deadline(_SEND_DEADLINE, self._config.send_timeout)
-        try:
-            await asyncio.shield(waiter)
-        finally:
-            if self._deadline_kind == _SEND_DEADLINE:
-                self._deadline_kind = _NO_DEADLINE
+            # One send deadline per pause, shared by every writer waiting in
+            # it, apart from the connection's timer (whose header, idle and
+            # body deadlines a duplex handler may need at the same time).
+            self._send_timer = self._loop.call_later(
+                self._config.send_timeout, self._on_send_timeout
+            )
+        await asyncio.shield(waiter)
 
     def _detach(self) -> tuple[asyncio.Transport, bytes]:
         transport = self._live_transport()
@@ -1133,6 +1150,15 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._timer = loop.call_at(when, self._on_timer)
             self._timer_when = when
 
+    def _on_send_timeout(self) -> None:
+        """A pause in writing outlasted send_timeout: the client does not read."""
+        self._send_timer = None
+        transport = self._transport
+        if transport is not None:
+            logger.debug("aborting %s: it did not read its response in time", self._peer())
+            self._closing = True
+            transport.abort()  # writers waiting in drain() get ConnectionResetError
+
     def _on_timer(self) -> None:
         self._timer = None
         kind = self._deadline_kind
@@ -1154,10 +1180,6 @@ class HTTPServerProtocol(asyncio.Protocol):
             if self._parser.head_pending:
                 self._write_error(408, "408 Request Timeout: timed out reading the request head")
             self._close_transport()
-        elif kind == _SEND_DEADLINE:
-            logger.debug("aborting %s: it did not read its response in time", self._peer())
-            self._closing = True
-            self._transport.abort()  # the handler's drain() raises ConnectionResetError
         elif kind == _CLOSE_DEADLINE:
             logger.debug("aborting %s: its last response was not read in time", self._peer())
             self._abort()
@@ -1176,12 +1198,15 @@ class HTTPServerProtocol(asyncio.Protocol):
         """Shutdown ran out of time: drop the connection and cancel its handler
         (left running, it would wait on a connection that is gone, and be
         destroyed pending when the loop closes)."""
-        transport = self._transport
-        if transport is not None:
-            transport.abort()
+        # The task first: a handler in the loop's sendfile has the socket
+        # registered for writing, and its cancellation unregisters it; aborted
+        # first, the socket would be closed under that registration.
         task = self._task
         if task is not None and not task.done():
             task.cancel()
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
 
 
 class HTTPServer:
