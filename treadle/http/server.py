@@ -693,12 +693,16 @@ class HTTPServerProtocol(asyncio.Protocol):
                 ):
                     return  # answered, and nothing else is buffered
             elif type(event) is Request:
-                if self._deadline_kind == _HEAD_DEADLINE:
-                    self._deadline_kind = _NO_DEADLINE
-                body = Body(self)
-                self._parsing = body
-                self._queue.append((event, body))
+                self._queue_with_body(event)
         self._pump()
+
+    def _queue_with_body(self, request: Request) -> None:
+        """Queue a request whose body follows; the parser now fills its Body."""
+        if self._deadline_kind == _HEAD_DEADLINE:
+            self._deadline_kind = _NO_DEADLINE
+        body = Body(self)
+        self._parsing = body
+        self._queue.append((request, body))
 
     def eof_received(self) -> bool:
         """The client finished sending: answer what it sent, then close. With
@@ -853,13 +857,11 @@ class HTTPServerProtocol(asyncio.Protocol):
             if type(event) is bytes:
                 parsing.feed_data(event)
             elif type(event) is Request:
+                if event.chunked or event.content_length:
+                    self._queue_with_body(event)
+                    continue
                 if self._deadline_kind == _HEAD_DEADLINE:
                     self._deadline_kind = _NO_DEADLINE
-                if event.chunked or event.content_length:
-                    body = Body(self)
-                    self._parsing = body
-                    queue.append((event, body))
-                    continue
                 # No body: its EndOfMessage is next; take it now (one call
                 # less per request), and stop if the parser's buffer is empty.
                 queue.append((event, EMPTY_BODY))

@@ -100,7 +100,6 @@ class Request(MutableMapping[str, Any]):
         "_query",
         "_read",
         "_state",
-        "_transport_extra",
         "_writer",
     )
 
@@ -110,7 +109,6 @@ class Request(MutableMapping[str, Any]):
         body: Body,
         writer: ResponseWriter,
         app: Application,
-        transport_extra: Callable[[str], Any] | None = None,
     ) -> None:
         self._message = message
         self._body = body
@@ -124,7 +122,6 @@ class Request(MutableMapping[str, Any]):
         self._cookies: MappingProxyType[str, str] | None = None
         self._read: bytes | None = None
         self._post: MultiDictProxy[Any] | None = None
-        self._transport_extra = transport_extra
 
     # -- per-request state --------------------------------------------------------------
 
@@ -219,8 +216,6 @@ class Request(MutableMapping[str, Any]):
     # -- connection and URL ---------------------------------------------------------------
 
     def _extra(self, name: str) -> Any:
-        if self._transport_extra is not None:
-            return self._transport_extra(name)
         return self._writer.get_extra_info(name)
 
     @property
