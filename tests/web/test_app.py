@@ -539,29 +539,6 @@ def test_handlers_run_inside_their_task_from_the_first_step(
     serve(loop, app, scenario)
 
 
-def test_eager_task_start_on_treadle(treadle_loop: Any) -> None:
-    """The loop's eager start: the first step runs inside create, not later."""
-    loop = treadle_loop
-    steps: list[str] = []
-
-    async def body() -> str:
-        steps.append("first step")
-        await asyncio.sleep(0)
-        steps.append("second step")
-        return "done"
-
-    def start() -> None:
-        task = loop._create_eager_task(body())
-        steps.append("after create")
-        fut.set_result(task)
-
-    fut = loop.create_future()
-    loop.call_soon(start)
-    task = loop.run_until_complete(fut)
-    assert loop.run_until_complete(task) == "done"
-    assert steps == ["first step", "after create", "second step"]
-
-
 def test_gc_tuning_for_serving_is_undone() -> None:
     import gc
 

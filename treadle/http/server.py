@@ -11,16 +11,14 @@ and uvloop alike. The application is one coroutine function called per request:
 Design decisions:
 
 - **Eager handlers.** A new Task per request is the largest cost a framework
-  adds (ARCHITECTURE.md). Each handler runs in an eager Task: its first step
-  runs right inside `data_received`, and a handler that never suspends
-  finishes there without ever being scheduled, yet `asyncio.current_task()` is
-  its task throughout, so `asyncio.timeout()` works. That is
-  `asyncio.Task(..., eager_start=True)` on Python 3.12+ and Treadle's loop's
-  own eager start on 3.11; on 3.11 with another loop (the stdlib's, uvloop)
-  each handler gets an ordinary Task, scheduled on the next loop iteration
-  (resuming a bare coroutine by hand would leave `current_task()` wrong).
-  Handlers' tasks are made directly, so a task factory set on the loop is not
-  used for them.
+  adds (ARCHITECTURE.md). Each handler's first step runs right inside
+  `data_received`, and a handler that never suspends finishes there without
+  ever being scheduled, yet `asyncio.current_task()` is a live Task
+  throughout, so `asyncio.timeout()` works. On Python 3.12+ that is an
+  `asyncio.Task(..., eager_start=True)` per request; on 3.11, whose Task
+  cannot start eagerly, one host task per connection runs its handlers, each
+  in a context of its own (treadle/http/eager.py says why and what differs).
+  Either way a task factory set on the loop is not used for handlers.
 - **A short path for the common request.** A request without a body whose
   handler sends a whole response and returns without suspending is settled
   in `_dispatch` itself (no done-callback, no general bookkeeping), and a
@@ -51,14 +49,13 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, BinaryIO, Final, cast
 
 from .body import EMPTY_BODY, Body
+from .eager import EagerTaskStarter, HostTaskStarter, handler_starter
 from .errors import HTTPError
 from .parser import DEFAULT_LIMITS, EndOfMessage, Limits, ParserState, Request, RequestParser
 from .writer import (
@@ -77,8 +74,9 @@ __all__ = ["App", "HTTPServer", "HTTPServerProtocol", "ResponseWriter", "ServerC
 
 logger = logging.getLogger("treadle.http")
 
-#: The application callback: called once per request, in order, per connection.
-App = Callable[[Request, Body, "ResponseWriter"], Awaitable[None]]
+#: The application callback: called once per request, in order, per connection;
+#: it returns a coroutine (an `async def` function), which runs as the handler.
+App = Callable[[Request, Body, "ResponseWriter"], Coroutine[Any, Any, None]]
 
 
 class ServerConfig:
@@ -189,17 +187,6 @@ _CLOSE_LINE: Final = b"Connection: close\r\n"
 _KEEP_ALIVE_LINE: Final = b"Connection: keep-alive\r\n"
 _SMALL_BODY: Final = 16384  # bodies below this are copied into the head's write
 _SENDFILE_PIECE: Final = 256 * 1024  # sendfile() goes out in pieces of this under send_timeout
-
-
-def _handler_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
-    """What starts a request handler on `loop`: an eager Task (its first step
-    runs at once) where the loop or Python offers one, else a plain Task."""
-    eager = getattr(loop, "_create_eager_task", None)
-    if eager is not None:
-        return eager  # type: ignore[no-any-return]
-    if sys.version_info >= (3, 12):
-        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
-    return loop.create_task
 
 
 def _bodiless(status: int) -> bool:
@@ -592,6 +579,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_server",
         "_server_line",
         "_start",
+        "_starter",
         "_task",
         "_timer",
         "_timer_when",
@@ -626,7 +614,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         # spares the per-event None checks).
         self._parsing: Body = EMPTY_BODY
         self._current: tuple[Request, Body, ResponseWriter] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[None] | None = None  # a handler still running
+        self._starter: EagerTaskStarter | HostTaskStarter | None = None
         self._pumping = False
         self._resumed = False  # a declined upgrade let the parser go on
         self._closing = False  # no further requests: close once the current one is done
@@ -651,7 +640,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         # subclasses of asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         self._loop = loop = asyncio.get_running_loop()
-        self._start = _handler_starter(loop)
+        self._starter = starter = handler_starter(loop)
+        self._start = starter.start
         if self._server is not None:
             self._server._connections.add(self)
         self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
@@ -731,6 +721,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         """Fail whatever waits on this connection; the handler finishes on its own."""
         self._transport = None
         self._closing = True
+        starter = self._starter
+        if starter is not None:
+            starter.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -903,45 +896,46 @@ class HTTPServerProtocol(asyncio.Protocol):
         if self._deadline_kind != _NO_DEADLINE:
             self._deadline_kind = _NO_DEADLINE
         try:
-            task = self._start(self._app(request, body, writer))
+            started = self._start(self._app(request, body, writer))
         except Exception as exc:  # the app callable itself failed
             logger.error("error starting the request handler", exc_info=exc)
             self._finish_request(exc)
             return
-        if not task.done():
-            self._task = task
-            task.add_done_callback(self._on_task_done)
-        elif (
-            # The common end, settled here: the handler returned after
-            # sending a whole response, with no body left unread and no
-            # reason to close. Anything else goes through _finish_request.
-            writer._state == _DONE
-            and not writer._close
-            and body._eof
-            and not task.cancelled()
-            and task.exception() is None
-            and not self._closing
-            and self._parser._state == _P_HEAD
-            and writer.status != 101
-            and request.method != "CONNECT"
-        ):
-            self._current = None
-            if not self._queue:
-                parser = self._parser
-                if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
-                    self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
-                else:
-                    self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
+        if started is None:
+            if (
+                # The common end, settled here: the handler returned after
+                # sending a whole response, with no body left unread and no
+                # reason to close. Anything else goes through _finish_request.
+                writer._state == _DONE
+                and not writer._close
+                and body._eof
+                and not self._closing
+                and self._parser._state == _P_HEAD
+                and writer.status != 101
+                and request.method != "CONNECT"
+            ):
+                self._current = None
+                if not self._queue:
+                    parser = self._parser
+                    if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
+                        self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+                    else:
+                        self._set_deadline(_IDLE_DEADLINE, self._config.keepalive_timeout)
+            else:
+                self._finish_request(None)
+        elif isinstance(started, BaseException):
+            self._finish_request(started)
         else:
-            self._finish_task(task)
+            self._task = started
+            started.add_done_callback(self._on_task_done)
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+    def _on_task_done(self, task: asyncio.Future[None]) -> None:
         self._task = None
         self._finish_task(task)
         if not self._pumping and self._transport is not None and not self._upgraded:
             self._pump()
 
-    def _finish_task(self, task: asyncio.Task[None]) -> None:
+    def _finish_task(self, task: asyncio.Future[None]) -> None:
         exc = asyncio.CancelledError() if task.cancelled() else task.exception()
         self._finish_request(exc)
 
@@ -1122,6 +1116,8 @@ class HTTPServerProtocol(asyncio.Protocol):
     def _detach(self) -> tuple[asyncio.Transport, bytes]:
         transport = self._live_transport()
         self._upgraded = True
+        if self._starter is not None:
+            self._starter.close()  # no more requests: its host ends with this handler
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

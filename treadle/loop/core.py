@@ -56,8 +56,6 @@ _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object
 _COMPACT_MIN_CANCELLED = 64
 
 _monotonic = time.monotonic
-# Python 3.12+ runs a Task's first step at once when asked (eager_start).
-_EAGER_TASKS = sys.version_info >= (3, 12)
 _copy_context = contextvars.copy_context
 _new_handle = object.__new__
 _heappush = heapq.heappush
@@ -586,38 +584,6 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if name is not None:
             task.set_name(name)
         return task  # type: ignore[no-any-return]
-
-    def _create_eager_task(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
-        """Make a Task and run its first step now, not on the next iteration:
-        what `asyncio.Task(coro, eager_start=True)` does on Python 3.12+, for
-        3.11. Inside that step `asyncio.current_task()` is the task, as it
-        must be. The HTTP server starts handlers this way (a handler that
-        finishes without suspending costs no loop iteration)."""
-        if _EAGER_TASKS:
-            # (Through Any: the eager_start parameter is not in 3.11's stubs.)
-            return cast(Any, asyncio.Task)(coro, loop=self, eager_start=True)  # type: ignore[no-any-return]
-        ready = self._ready
-        before = len(ready)
-        task = asyncio.Task(coro, loop=self)
-        # Task() scheduled exactly its first step; anything else (a thread's
-        # call_soon_threadsafe in between) and we let the loop run it as usual.
-        # Python 3.11 cannot nest tasks: called from inside one, the step waits.
-        if len(ready) == before + 1 and asyncio.current_task(self) is None:
-            handle = ready.pop()
-            if self._debug:
-                self._current_handle = handle
-                try:
-                    handle._run()
-                finally:
-                    self._current_handle = None
-            else:
-                try:
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._report_callback_error(handle, exc)
-        return task
 
     def set_task_factory(self, factory: Any) -> None:
         """Use `factory(loop, coro, [context=])` to make tasks; None restores the default."""

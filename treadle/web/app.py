@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    MutableMapping,
+)
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ..http.errors import HTTPError as BodyError
@@ -395,7 +403,7 @@ class Application(MutableMapping[Any, Any]):
 
     def _handle_with_log(
         self, access_log: logging.Logger | None
-    ) -> Callable[[Message, Body, ResponseWriter], Awaitable[None]]:
+    ) -> Callable[[Message, Body, ResponseWriter], Coroutine[Any, Any, None]]:
         if access_log is None:
             return self._handle
         from .log import AccessLogger
