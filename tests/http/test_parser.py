@@ -883,3 +883,71 @@ def test_a_bad_block_is_refused_every_time() -> None:
         p.feed(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
         with pytest.raises(HTTPError):
             p.next_event()
+
+
+# -- next_head(): the server's one-call head ------------------------------------------
+
+
+def test_next_head_ends_a_bodiless_request_and_gives_the_same_request() -> None:
+    parser = RequestParser()
+    parser.feed(GET + GET)
+    first = parser.next_head()
+    assert first is not None and not first.has_body
+    assert parser.state == ParserState.HEAD  # no EndOfMessage to take
+    assert summary([first, EndOfMessage()]) == summary(events(GET))
+    second = parser.next_event()  # the event API goes on as usual
+    assert isinstance(second, Request) and second.target == first.target
+    assert isinstance(parser.next_event(), EndOfMessage)
+    assert parser.next_event() is None
+
+
+def test_next_head_leaves_a_body_to_next_event() -> None:
+    parser = RequestParser()
+    parser.feed(POST_CL)
+    request = parser.next_head()
+    assert request is not None and request.content_length == 11
+    assert parser.state == ParserState.BODY
+    assert parser.next_event() == b"hello world"
+    assert isinstance(parser.next_event(), EndOfMessage)
+
+
+@pytest.mark.parametrize(
+    ("data", "state"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", ParserState.CLOSED),
+        (b"GET / HTTP/1.0\r\n\r\n", ParserState.CLOSED),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            ParserState.PAUSED,
+        ),
+        (b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", ParserState.PAUSED),
+    ],
+)
+def test_next_head_ends_in_the_state_next_event_would(data: bytes, state: int) -> None:
+    parser = RequestParser()
+    parser.feed(data)
+    assert parser.next_head() is not None
+    assert parser.state == state
+    other = RequestParser()
+    other.feed(data)
+    assert isinstance(other.next_event(), Request)
+    assert isinstance(other.next_event(), EndOfMessage)
+    assert other.state == state
+
+
+def test_next_head_waits_for_a_whole_head_and_raises_like_next_event() -> None:
+    parser = RequestParser()
+    parser.feed(GET[:-2])
+    assert parser.next_head() is None
+    parser.feed(GET[-2:])
+    assert parser.next_head() is not None
+    bad = RequestParser()
+    bad.feed(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n")
+    with pytest.raises(HTTPError) as info:
+        bad.next_head()
+    assert info.value.status == 400 and bad.state == ParserState.ERROR
+    body = RequestParser()
+    body.feed(POST_CL[:-3])
+    assert body.next_head() is not None
+    with pytest.raises(RuntimeError, match="waiting for a request head"):
+        body.next_head()

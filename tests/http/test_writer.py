@@ -11,6 +11,8 @@ from treadle.http.writer import (
     LAST_CHUNK,
     WANTS_CLOSE,
     DateCache,
+    block_cache,
+    encode_block,
     encode_chunk,
     encode_fields,
     status_line,
@@ -96,3 +98,27 @@ def test_date_cache_formats_once_per_second() -> None:
     assert cache.line() is first  # same second: the cached bytes object
     now[0] += 0.1
     assert cache.line() == b"Date: Tue, 14 Nov 2023 22:13:21 GMT\r\n"
+
+
+def test_a_tuple_of_pairs_is_encoded_once_and_kept() -> None:
+    pairs = (("Content-Type", "text/x-block-test"), ("Connection", "close"))
+    assert pairs not in block_cache
+    block = encode_block(pairs)
+    assert block == (b"Content-Type: text/x-block-test\r\n", WANTS_CLOSE)
+    assert block_cache[pairs] is block
+    # Lists are not kept (they may change), nor a 101's fields (Connection stays).
+    encode_block([("Content-Type", "text/x-list-test")])
+    encode_block((("Connection", "upgrade"), ("Upgrade", "x")), pass_connection=True)
+    assert not any("x-list-test" in str(key) or "upgrade" in str(key) for key in block_cache)
+
+
+def test_a_bad_tuple_is_refused_every_time_and_never_kept() -> None:
+    bad = (("X-Evil", "a\r\nSet-Cookie: x=1"),)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="response splitting"):
+            encode_block(bad)
+    assert bad not in block_cache
+    unhashable = (["X-List", "a\nb"],)
+    with pytest.raises(ValueError, match="response splitting"):
+        encode_block(unhashable)  # type: ignore[arg-type]
+    assert encode_block((["X-List", "fine"],)) == (b"X-List: fine\r\n", 0)  # type: ignore[arg-type]

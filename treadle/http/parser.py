@@ -777,6 +777,23 @@ class RequestParser:
             self._state = _ERROR
             raise
 
+    def next_head(self) -> Request | None:
+        """The next request head, for a parser waiting for one (`state` is
+        HEAD): the Request, or None while the head is incomplete. A request
+        without a body (`has_body` false) is also ended: no EndOfMessage
+        follows it. What `next_event()` gives in two calls, for a server's
+        common case; errors are raised the same way."""
+        if self._state != _HEAD:
+            raise RuntimeError("next_head() is for a parser waiting for a request head")
+        try:
+            request = self._read_head()
+        except HTTPError:
+            self._state = _ERROR
+            raise
+        if request is not None and self._state == _END:
+            self._end_message(END_OF_MESSAGE)
+        return request
+
     def _end_message(self, event: EndOfMessage) -> EndOfMessage:
         request = self._request
         assert request is not None

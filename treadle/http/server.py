@@ -65,6 +65,8 @@ from .writer import (
     DateCache,
     HeaderPairs,
     _status_lines as _STATUS_LINES,  # filled by status_line()
+    block_cache as _block_cache,  # filled by encode_block()
+    encode_block,
     encode_chunk,
     encode_fields,
     status_line,
@@ -285,8 +287,15 @@ class ResponseWriter:
             raise RuntimeError("the response head was already sent")
         conn = self._conn
         if headers:
-            text, flags = encode_fields(headers, pass_connection=status == 101)
-            fields = text.encode("latin-1")
+            block = None
+            if type(headers) is tuple and status != 101:
+                try:
+                    block = _block_cache.get(headers)
+                except TypeError:  # unhashable pairs: encode_block says what is wrong
+                    pass
+            if block is None:
+                block = encode_block(headers, pass_connection=status == 101)
+            fields, flags = block
             if flags & WANTS_CLOSE:
                 self._close = True
             date = b"" if flags & HAS_DATE else conn._date.line()
@@ -667,13 +676,14 @@ class HTTPServerProtocol(asyncio.Protocol):
             # pump's loops; whatever else the bytes hold (pipelined requests,
             # a body, half a head, an error) goes to the pump as usual.
             try:
-                event = parser.next_event()
+                event = parser.next_head()  # a bodiless request comes ended
             except HTTPError as exc:
                 self._on_parse_error(exc)
                 self._pump()
                 return
-            if type(event) is Request and not (event.chunked or event.content_length):
-                parser.next_event()  # its EndOfMessage
+            if event is None:
+                pass
+            elif not (event.chunked or event.content_length):
                 self._start_request(event, EMPTY_BODY)
                 if (
                     self._current is None
@@ -682,7 +692,7 @@ class HTTPServerProtocol(asyncio.Protocol):
                     and not self._closing
                 ):
                     return  # answered, and nothing else is buffered
-            elif type(event) is Request:
+            else:
                 self._queue_with_body(event)
         self._pump()
 

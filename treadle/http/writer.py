@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "DateCache",
@@ -63,6 +63,13 @@ _status_lines: dict[int, bytes] = {}
 # per-response cost. Bounded: once full, new pairs are validated every time.
 _line_cache: dict[object, str] = {}
 _LINE_CACHE_MAX: Final = 1024
+
+#: Whole header blocks given as a tuple of pairs, already validated, encoded
+#: with their flags: a framework that answers most requests with the same
+#: fields (one Content-Type) passes the same tuple and skips `encode_fields`.
+#: Bounded like the line cache. (Not for a 101, whose Connection is kept.)
+block_cache: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+_BLOCK_CACHE_MAX: Final = 256
 
 
 def status_line(status: int, reason: str | None = None) -> bytes:
@@ -155,6 +162,19 @@ def encode_fields(headers: HeaderPairs, *, pass_connection: bool = False) -> tup
             cache[pair] = line  # proved valid; plain fields only, no flags
         lines.append(line)
     return "".join(lines), flags
+
+
+def encode_block(headers: HeaderPairs, *, pass_connection: bool = False) -> tuple[bytes, int]:
+    """`encode_fields()`, encoded to bytes; a tuple of pairs is remembered in
+    `block_cache` (callers look there first)."""
+    text, flags = encode_fields(headers, pass_connection=pass_connection)
+    block = (text.encode("latin-1"), flags)
+    if type(headers) is tuple and not pass_connection and len(block_cache) < _BLOCK_CACHE_MAX:
+        try:
+            block_cache[headers] = block
+        except TypeError:  # a pair that cannot be hashed: validated, not kept
+            pass
+    return block
 
 
 def encode_chunk(data: bytes) -> bytes:

@@ -18,7 +18,7 @@ import email.utils
 import http
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.cookies import Morsel, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
@@ -578,7 +578,7 @@ class Response(StreamResponse):
 
     def _finish(
         self, writer: ResponseWriter
-    ) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    ) -> tuple[int, Sequence[tuple[str, str]], bytes, str | None]:
         """Mark the response sent through `writer` and return what
         `writer.send()` needs (compressing the body if asked to)."""
         body = self._body or b""
@@ -596,7 +596,8 @@ class Response(StreamResponse):
             ctype = self._ctype
             return (
                 status,
-                [("Content-Type", ctype)] if ctype is not None else [],
+                # A tuple: the writer keeps its encoding (writer.block_cache).
+                (("Content-Type", ctype),) if ctype is not None else (),
                 body,
                 None if reason is _REASONS.get(status) else reason,
             )
