@@ -409,3 +409,145 @@ def test_server_requests_on_one_connection_do_not_share_context(
                 assert response.body == f"- {target}".encode()
 
     run(loop, main())
+
+
+def test_a_future_awaited_in_a_first_step_can_be_awaited_by_others_at_once(
+    loop: asyncio.AbstractEventLoop, starter_class: Any
+) -> None:
+    """Two connections' handlers (and a task) await one pending future, all in
+    the same loop iteration: the first step must not keep the future's
+    blocking flag (a Task's step takes it at once), or the second `await`
+    fails with "await wasn't used with future"."""
+    got: list[object] = []
+
+    async def handler(shared: asyncio.Future[str]) -> None:
+        got.append(await shared)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        shared: asyncio.Future[str] = loop.create_future()
+        starters = [starter_class(loop), starter_class(loop)]
+        others: list[asyncio.Task[None]] = []
+
+        def start_all() -> list[Started]:
+            runs = [s.start(handler(shared)) for s in starters]
+            others.append(asyncio.ensure_future(handler(shared)))
+            return runs
+
+        runs = await from_callback(loop, start_all)
+        shared.set_result("ok")
+        assert [await outcome(r) for r in runs] == ["returned", "returned"]
+        await others[0]
+        assert got == ["ok", "ok", "ok"]
+        for s in starters:
+            s.close()
+
+    run(loop, main())
+
+
+def test_host_cancelled_while_driving_ends_rather_than_parks(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """asyncio.run's teardown cancels every task: a host driving a handler
+    must end with it, not park and wait for the connection to close."""
+    hosts: list[Any] = []
+
+    async def handler() -> None:
+        hosts.append(asyncio.current_task())
+        await asyncio.sleep(10)
+
+    async def quick() -> None:
+        hosts.append(asyncio.current_task())
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        starter = HostTaskStarter(asyncio.get_running_loop())
+        started = await start(starter, handler())
+        await asyncio.sleep(0)
+        hosts[0].cancel()
+        assert await outcome(started) == "cancelled"
+        await asyncio.sleep(0)
+        assert hosts[0].done()
+        assert hosts[0] not in asyncio.all_tasks()
+        # The connection goes on with a new host.
+        assert await outcome(await start(starter, quick())) == "returned"
+        assert hosts[1] is not hosts[0]
+        starter.close()
+
+    run(loop, main())
+
+
+def test_host_a_self_cancelling_handler_does_not_cancel_the_next_in_the_same_read(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Pipelined: the first handler cancels its own task and returns without
+    suspending; the second starts in the same callback and suspends."""
+
+    async def cancels_itself() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = HostTaskStarter(loop)
+        await outcome(await start(starter, slow()))  # the host is parked now
+
+        def both() -> Started:
+            assert starter.start(cancels_itself()) is None
+            return starter.start(slow())
+
+        assert await outcome(await from_callback(loop, both)) == "returned"
+        starter.close()
+
+    run(loop, main())
+
+
+def test_host_a_stray_cancellation_does_not_reach_a_handler_started_at_once(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    hosts: list[Any] = []
+
+    async def slow() -> None:
+        hosts.append(asyncio.current_task())
+        await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = HostTaskStarter(loop)
+        await outcome(await start(starter, slow()))
+
+        def cancel_then_start() -> Started:
+            hosts[0].cancel()  # someone cancels the idle host...
+            return starter.start(slow())  # ...as the next request arrives
+
+        assert await outcome(await from_callback(loop, cancel_then_start)) == "returned"
+        assert hosts[1] is not hosts[0]
+        starter.close()
+
+    run(loop, main())
+
+
+def test_host_keyboard_interrupt_from_a_suspended_handler_reaches_the_loop_alone(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """It stops the loop, as from a Task; nothing is reported as never
+    retrieved (the `loop` fixture fails the test on any loop error)."""
+
+    async def interrupted() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def main() -> None:
+        starter = HostTaskStarter(asyncio.get_running_loop())
+        started = await start(starter, interrupted())
+        assert isinstance(started, asyncio.Future)
+        started.add_done_callback(lambda run: run.exception())  # as the server reads it
+        await asyncio.sleep(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(main())
+    gc.collect()

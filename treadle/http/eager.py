@@ -25,13 +25,17 @@ Future settled when it ends, whose `cancel()` cancels the handler.
   TaskGroup) holds the task that runs the rest. Each request still runs in a
   context of its own (a copy, as a Task would take), so context variables do not
   leak from one request to the next on a connection. What differs from a Task
-  per request: `current_task()` is the same object for every request of a
-  connection, and a handler that cancels its own task and returns anyway is
-  not counted as cancelled.
+  per request: `current_task()` is the same object for the requests of a
+  connection (until a cancellation retires it), a handler that cancels its own
+  task and returns anyway is not counted as cancelled, and an idle keep-alive
+  connection has a pending task (its host) in `asyncio.all_tasks()`.
 
 The host is not a generator but an object with `send()` and `throw()` (the
 coroutine protocol a Task drives), so a cancellation that reaches it before
-its first step still finds the handler it must go to.
+its first step still finds the handler it must go to. A handler's first step
+runs outside the host's own steps, so `start()` does at once what a Task's
+step does with an awaited future (takes its blocking flag, so that others may
+await it in the same iteration) and the host gives it back when it takes over.
 """
 
 from __future__ import annotations
@@ -92,18 +96,16 @@ class HandlerRun(asyncio.Future[None]):
     """A handler that suspended under a host task: done when the handler ends;
     `cancel()` cancels the handler, as `Task.cancel()` would."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, starter: HostTaskStarter) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: asyncio.Task[None]) -> None:
         super().__init__(loop=loop)
-        self._starter = starter
+        self._host = host
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
-        host = self._starter._host
-        assert host is not None
-        # The host is driving this handler or has it queued: either way the
+        # The host drives this handler or has it queued: either way the
         # CancelledError reaches the handler (see HostTaskStarter.throw).
-        return host.cancel(msg)
+        return self._host.cancel(msg)
 
     def _settle(self, exc: BaseException | None) -> None:
         if exc is None:
@@ -114,39 +116,44 @@ class HandlerRun(asyncio.Future[None]):
             self.set_exception(exc)
 
 
+def _retrieve(host: asyncio.Task[None]) -> None:
+    # A KeyboardInterrupt or SystemExit went through the host to the loop (and
+    # to its HandlerRun): reading it spares a "never retrieved" report.
+    if not host.cancelled():
+        host.exception()
+
+
 class HostTaskStarter:
     """One host Task per connection runs its handlers (Python 3.11).
 
     The starter is also the host task's coroutine: the Task calls `send()` and
     `throw()`, which resume the handler being driven or park on a future until
-    the next handler that suspends is handed over."""
+    the next handler that suspends is handed over.
 
-    __slots__ = (
-        "_closed",
-        "_coro",
-        "_ctx",
-        "_host",
-        "_loop",
-        "_run",
-        "_stale",
-        "_wake",
-        "_work",
-    )
+    A host that was cancelled is retired rather than reused, and `start()`
+    makes a new one: a cancellation meant for one handler must not reach the
+    next, and a host cancelled by the loop's shutdown must end, not park. So a
+    host is retired when a handler ends while the host has a cancellation
+    counted or pending (one the handler swallowed, or a handler that cancelled
+    its own task and returned); an idle host that is cancelled simply ends.
+    """
+
+    __slots__ = ("_closed", "_coro", "_ctx", "_host", "_loop", "_run", "_wake", "_work")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._host: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None  # what the idle host waits on
-        # Handed over, not yet taken: (coroutine, context, what it yielded, its run).
-        self._work: tuple[Coroutine[Any, Any, None], contextvars.Context, Any, HandlerRun] | None
-        self._work = None
+        # Handed over, not yet taken: the coroutine, its context, what it
+        # yielded, its run, and whether the yielded future's blocking flag was
+        # taken (as a Task's step takes it, so that others may await it too).
+        self._work: (
+            tuple[Coroutine[Any, Any, None], contextvars.Context, Any, HandlerRun, bool] | None
+        ) = None
         # Being driven by the host: the handler, its context and its run.
         self._coro: Coroutine[Any, Any, None] | None = None
         self._ctx: contextvars.Context | None = None
         self._run: HandlerRun | None = None
-        # A wake future parked on while a cancellation meant for a handler that
-        # has since ended was still pending: its CancelledError is dropped.
-        self._stale: asyncio.Future[None] | None = None
         self._closed = False
 
     # -- the server's side --------------------------------------------------------------
@@ -158,9 +165,11 @@ class HostTaskStarter:
             raise RuntimeError("the connection's handler starter is closed")
         loop = self._loop
         host = self._host
-        if host is None or host.done():
-            # The first request, or the last host was cancelled while idle.
-            host = self._host = loop.create_task(self)
+        if host is None or host.done() or host.cancelling():
+            # The first request, or the last host was cancelled: it is ending
+            # (idle, it ends when it takes the cancellation), or it was the
+            # last handler's own doing (it cancelled its task and returned).
+            host = self._new_host()
         ctx = _copy_context()
         if _current_tasks.get(loop) is None:
             _enter_task(loop, host)
@@ -174,12 +183,17 @@ class HostTaskStarter:
                 return exc
             finally:
                 _leave_task(loop, host)
+            # Suspended. A cancellation of the host now is this handler's.
+            blocking = getattr(yielded, "_asyncio_future_blocking", False) is True
+            if blocking:
+                yielded._asyncio_future_blocking = False
         else:
             # Called from inside a task (not from a transport's callback): the
             # host runs the handler from its start.
             yielded = _NOT_STARTED
-        run = HandlerRun(loop, self)
-        self._work = (coro, ctx, yielded, run)
+            blocking = False
+        run = HandlerRun(loop, host)
+        self._work = (coro, ctx, yielded, run, blocking)
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -192,6 +206,11 @@ class HostTaskStarter:
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+
+    def _new_host(self) -> asyncio.Task[None]:
+        host = self._host = self._loop.create_task(self)
+        host.add_done_callback(_retrieve)
+        return host
 
     # -- the host task's coroutine --------------------------------------------------------
 
@@ -206,24 +225,18 @@ class HostTaskStarter:
         the handler being driven, or queued; with none, the host ends."""
         if not isinstance(exc, BaseException):  # the old (type, value, tb) form
             exc = exc(*args[:1])
-        stale = self._stale
-        if stale is not None:
-            self._stale = None
-            if stale is self._wake and isinstance(exc, asyncio.CancelledError):
-                host = self._host
-                if host is not None:
-                    host.uncancel()
-                return self._take()
-        if self._coro is None and self._work is not None:
-            coro, ctx, yielded, run = self._work
+        if _current_tasks.get(self._loop) is not self._host:
+            raise exc  # a retired host
+        work = self._work
+        if self._coro is None and work is not None:
+            coro, ctx, yielded, run, _ = work
             self._work = None
             self._coro, self._ctx, self._run = coro, ctx, run
-            if isinstance(yielded, asyncio.Future) and not yielded.done():
-                yielded.cancel()  # what Task.cancel() does to the future awaited
             if yielded is _NOT_STARTED:
                 coro.close()  # cancelled before it ran: it never starts
-                self._finish(exc)
-                return self._take()
+                return self._ended(exc)
+            if isinstance(yielded, asyncio.Future) and not yielded.done():
+                yielded.cancel()  # what Task.cancel() does to the future awaited
         if self._coro is not None:
             return self._step(exc)
         raise exc  # idle: a stray cancellation, or the loop shutting down
@@ -237,48 +250,45 @@ class HostTaskStarter:
                 return ctx.run(coro.send, None)
             return ctx.run(coro.throw, exc)
         except StopIteration:
-            self._finish(None)
+            return self._ended(None)
         except (KeyboardInterrupt, SystemExit) as error:
-            self._finish(error)
+            self._ended(error, reraise=True)
             raise
         except BaseException as error:
-            self._finish(error)
-        return self._take()
+            return self._ended(error)
 
-    def _finish(self, exc: BaseException | None) -> None:
+    def _ended(self, exc: BaseException | None, *, reraise: bool = False) -> Any:
+        """The driven handler ended with `exc`: settle its run, then go on
+        (or, retired, end the host)."""
         run = self._run
         assert run is not None
         self._coro = self._ctx = self._run = None
         host = self._host
-        if host is not None:
-            # Cancellations meant for this handler must not outlive it.
-            while host.uncancel() > 0:
-                pass
         run._settle(exc)
+        if reraise:
+            return None
+        if host is not None and (host.cancelling() or host._must_cancel):  # type: ignore[attr-defined]
+            self._host = None
+            if self._work is not None:  # handed over meanwhile: a new host takes it
+                self._new_host()
+            raise StopIteration
+        return self._take()
 
     def _take(self) -> Any:
         """Start driving the handed-over handler, or park until there is one."""
-        host = self._host
-        if host is not None and host._must_cancel:  # type: ignore[attr-defined]
-            # A cancellation for the handler that just ended (it cancelled its
-            # own task, then returned) is still pending: the Task would deliver
-            # it to whatever comes next. Park on a future it may cancel
-            # instead; throw() drops what that raises, then takes the work.
-            self._stale = self._park()
-            return self._stale
         work = self._work
         if work is not None:
-            coro, ctx, yielded, run = work
+            coro, ctx, yielded, run, blocking = work
             self._work = None
             self._coro, self._ctx, self._run = coro, ctx, run
+            run._host = self._host  # type: ignore[assignment]  # (changed if retired meanwhile)
             if yielded is _NOT_STARTED:
                 return self._step(None)
+            if blocking:
+                yielded._asyncio_future_blocking = True  # the Task's step takes it back
             return yielded  # the host waits on what the handler waits on
         if self._closed:
             raise StopIteration
-        return self._park()
-
-    def _park(self) -> asyncio.Future[None]:
         wake = self._wake = self._loop.create_future()
         wake._asyncio_future_blocking = True  # as `await wake` would mark it
         return wake
