@@ -96,9 +96,8 @@ class HandlerRun(asyncio.Future[None]):
     """A handler that suspended under a host task: done when the handler ends;
     `cancel()` cancels the handler, as `Task.cancel()` would."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: asyncio.Task[None]) -> None:
-        super().__init__(loop=loop)
-        self._host = host
+    # Made as `HandlerRun(loop=loop)` (Future's own __init__), then given its host.
+    _host: asyncio.Task[None]
 
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
@@ -192,7 +191,8 @@ class HostTaskStarter:
             # host runs the handler from its start.
             yielded = _NOT_STARTED
             blocking = False
-        run = HandlerRun(loop, host)
+        run = HandlerRun(loop=loop)
+        run._host = host
         self._work = (coro, ctx, yielded, run, blocking)
         wake = self._wake
         if wake is not None and not wake.done():
