@@ -551,3 +551,149 @@ def test_host_keyboard_interrupt_from_a_suspended_handler_reaches_the_loop_alone
     with pytest.raises(KeyboardInterrupt):
         loop.run_until_complete(main())
     gc.collect()
+
+
+def test_a_cancellation_before_the_host_takes_over_waits_for_what_it_cancels(
+    loop: asyncio.AbstractEventLoop, starter_class: Any
+) -> None:
+    """An expired timeout entered in the first step (on a connection's second
+    request, its host parked): as with Task.cancel(), the awaited gather() is
+    cancelled and waited for, so its child finishes its cleanup first and
+    nothing is left unretrieved."""
+    log: list[str] = []
+
+    async def child() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)  # cleanup takes a while
+            log.append("child cleaned up")
+            raise
+
+    async def handler() -> None:
+        try:
+            async with asyncio.timeout(0):  # the deadline has passed already
+                await asyncio.gather(child())
+        except TimeoutError:
+            log.append("handler timed out")
+
+    async def main() -> None:
+        starter = starter_class(asyncio.get_running_loop())
+        await outcome(await start(starter, asyncio.sleep(0)))  # the host is parked now
+        assert await outcome(await start(starter, handler())) == "returned"
+        assert log == ["child cleaned up", "handler timed out"]
+        starter.close()
+
+    run(loop, main())
+
+
+def test_a_cancelled_awaited_task_that_refuses_resumes_the_handler_with_its_result(
+    loop: asyncio.AbstractEventLoop, starter_class: Any
+) -> None:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)
+        return "fallback"
+
+    got: list[str] = []
+
+    async def handler() -> None:
+        got.append(await asyncio.ensure_future(stubborn()))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = starter_class(loop)
+        await outcome(await start(starter, asyncio.sleep(0)))
+
+        def start_and_cancel() -> Started:
+            started = starter.start(handler())
+            assert isinstance(started, asyncio.Future)
+            started.cancel()  # in the same iteration as start()
+            return started
+
+        assert await outcome(await from_callback(loop, start_and_cancel)) == "returned"
+        assert got == ["fallback"]
+        starter.close()
+
+    run(loop, main())
+
+
+def test_host_a_cancel_then_uncancel_in_a_first_step_does_not_reach_the_next(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """cancel() then uncancel() (as timeout() and TaskGroup do) leaves the
+    parked host's wake future cancelled with cancelling() back at 0: the host
+    is retired all the same."""
+
+    async def cancel_uncancel() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        task.uncancel()
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = HostTaskStarter(loop)
+        await outcome(await start(starter, asyncio.sleep(0)))
+
+        def both() -> Started:
+            assert starter.start(cancel_uncancel()) is None
+            return starter.start(slow())
+
+        assert await outcome(await from_callback(loop, both)) == "returned"
+        starter.close()
+
+    run(loop, main())
+
+
+def test_host_one_handler_at_a_time(loop: asyncio.AbstractEventLoop) -> None:
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = HostTaskStarter(loop)
+
+        def twice() -> None:
+            assert isinstance(starter.start(waits()), asyncio.Future)
+            with pytest.raises(RuntimeError, match="one handler at a time"):
+                starter.start(waits())
+
+        await from_callback(loop, twice)
+        await asyncio.sleep(0.01)
+        starter.close()
+
+    run(loop, main())
+
+
+@pytest.mark.expect_loop_errors
+def test_host_a_bug_in_the_host_fails_its_run_and_is_reported(
+    loop: asyncio.AbstractEventLoop,
+    loop_errors: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not reachable without a bug; what a bug would do is fail the handler's
+    run (the server answers 500) and be reported, not leave it pending."""
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    def broken_take(self: HostTaskStarter) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        starter = HostTaskStarter(loop)
+        await outcome(await start(starter, asyncio.sleep(0)))
+        monkeypatch.setattr(HostTaskStarter, "_take", broken_take)
+        assert await outcome(await start(starter, waits())) == "ZeroDivisionError"
+        monkeypatch.undo()
+        starter.close()
+
+    run(loop, main())
+    assert [c["message"] for c in loop_errors] == ["request handler host failed"]

@@ -100,8 +100,20 @@ def test_simple_get() -> None:
         (b"OPTIONS * HTTP/1.1", "*", ""),
         (b"CONNECT example.com:443 HTTP/1.1", "", ""),
         (b"CONNECT [::1]:443 HTTP/1.1", "", ""),
+        (b"GET /a/b%20c HTTP/1.1", "/a/b%20c", ""),
+        (b"GET /a? HTTP/1.1", "/a", ""),
     ],
-    ids=["origin", "absolute", "absolute-path", "absolute-port", "asterisk", "authority", "ipv6"],
+    ids=[
+        "origin",
+        "absolute",
+        "absolute-path",
+        "absolute-port",
+        "asterisk",
+        "authority",
+        "ipv6",
+        "origin-no-query",
+        "origin-empty-query",
+    ],
 )
 def test_target_forms(line: bytes, path: str, query: str) -> None:
     req = events(line + b"\r\nHost: example.com\r\n\r\n")[0]

@@ -115,13 +115,6 @@ class HandlerRun(asyncio.Future[None]):
             self.set_exception(exc)
 
 
-def _retrieve(host: asyncio.Task[None]) -> None:
-    # A KeyboardInterrupt or SystemExit went through the host to the loop (and
-    # to its HandlerRun): reading it spares a "never retrieved" report.
-    if not host.cancelled():
-        host.exception()
-
-
 class HostTaskStarter:
     """One host Task per connection runs its handlers (Python 3.11).
 
@@ -162,12 +155,20 @@ class HostTaskStarter:
         if self._closed:
             coro.close()
             raise RuntimeError("the connection's handler starter is closed")
+        if self._work is not None:
+            coro.close()
+            raise RuntimeError("one handler at a time: the last one was not taken over yet")
         loop = self._loop
         host = self._host
-        if host is None or host.done() or host.cancelling():
-            # The first request, or the last host was cancelled: it is ending
-            # (idle, it ends when it takes the cancellation), or it was the
-            # last handler's own doing (it cancelled its task and returned).
+        wake = self._wake
+        if (
+            host is None
+            or host.done()
+            # A cancellation is pending: a parked host has its wake future
+            # cancelled, one not started yet has _must_cancel. It was meant for
+            # an earlier handler (or it is a stray one): this host is retired.
+            or (wake.cancelled() if wake is not None else host._must_cancel)  # type: ignore[attr-defined]
+        ):
             host = self._new_host()
         ctx = _copy_context()
         if _current_tasks.get(loop) is None:
@@ -208,9 +209,26 @@ class HostTaskStarter:
             wake.set_result(None)
 
     def _new_host(self) -> asyncio.Task[None]:
+        self._wake = None  # the last host's, if any: it ends on its own
         host = self._host = self._loop.create_task(self)
-        host.add_done_callback(_retrieve)
+        host.add_done_callback(self._host_done)
         return host
+
+    def _host_done(self, host: asyncio.Task[None]) -> None:
+        if host.cancelled() or host is not self._host:
+            return  # cancelled while idle, or retired: it left nothing behind
+        exc = host.exception()
+        if exc is None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return  # ended, or an interrupt that went on to the loop (and to its run)
+        # A bug in the host itself: fail what it was running rather than leave
+        # the server waiting on it forever, and have the loop report it.
+        for run in (self._run, self._work[3] if self._work is not None else None):
+            if run is not None and not run.done():
+                run.set_exception(exc)
+        self._coro = self._ctx = self._run = self._work = None
+        self._loop.call_exception_handler(
+            {"message": "request handler host failed", "exception": exc, "task": host}
+        )
 
     # -- the host task's coroutine --------------------------------------------------------
 
@@ -229,14 +247,23 @@ class HostTaskStarter:
             raise exc  # a retired host
         work = self._work
         if self._coro is None and work is not None:
-            coro, ctx, yielded, run, _ = work
+            coro, ctx, yielded, run, blocking = work
             self._work = None
             self._coro, self._ctx, self._run = coro, ctx, run
+            run._host = self._host  # type: ignore[assignment]
             if yielded is _NOT_STARTED:
                 coro.close()  # cancelled before it ran: it never starts
                 return self._ended(exc)
-            if isinstance(yielded, asyncio.Future) and not yielded.done():
-                yielded.cancel()  # what Task.cancel() does to the future awaited
+            if (
+                blocking
+                and isinstance(exc, asyncio.CancelledError)
+                and yielded.cancel(exc.args[0] if exc.args else None)
+            ):
+                # What Task.cancel() does with the future awaited: cancel it,
+                # then wait for it to end (a task or gather() may take a while
+                # to, or refuse), and resume the handler with its outcome.
+                yielded._asyncio_future_blocking = True
+                return yielded
         if self._coro is not None:
             return self._step(exc)
         raise exc  # idle: a stray cancellation, or the loop shutting down
@@ -270,7 +297,7 @@ class HostTaskStarter:
         if host is not None and (host.cancelling() or host._must_cancel):  # type: ignore[attr-defined]
             self._host = None
             if self._work is not None:  # handed over meanwhile: a new host takes it
-                self._new_host()
+                self._work[3]._host = self._new_host()
             raise StopIteration
         return self._take()
 

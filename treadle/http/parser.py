@@ -216,6 +216,9 @@ class Request:
     @property
     def path(self) -> str:
         """The target's path, not percent-decoded ('/a%20b' stays as sent)."""
+        target = self.target
+        if target.startswith("/") and "?" not in target:  # the common origin-form
+            return target
         return self._path_and_query()[0]
 
     @property
