@@ -4,6 +4,7 @@
     .venv/bin/python bench/http.py               # every server installed, both scenarios
     .venv/bin/python bench/http.py --only treadle --only granian --seconds 3 --skip-10k
     .venv/bin/python bench/http.py --repeat 3 --json bench-http.json
+    .venv/bin/python bench/http.py --skip-10k --processes 3 --repeat 3   # the median of 3 processes
 
 Each server runs as its own process pinned to one core (`--cpu`, default 0)
 and `wrk` (the Debian package) runs pinned to the other (`--load-cpu`, default
@@ -11,7 +12,10 @@ and `wrk` (the Debian package) runs pinned to the other (`--load-cpu`, default
 check that it answers the same bytes as the others), warm up with wrk, then
 measure each scenario `--repeat` times (the best run counts: the least
 disturbed by the rest of the machine), then stop it (SIGTERM, SIGKILL if it
-lingers).
+lingers). With `--processes N` all that is done N times per server, round-robin
+over the servers, and the process with the median req/s counts: one process
+of a server can be several percent faster or slower than the next (memory
+layout, hash seed), more than its runs differ from each other.
 
 Scenarios:
 - hello: `GET /hello/world` -> `<h1>hello, world!</h1>`, `wrk -t1 -c64 --latency`.
@@ -490,6 +494,25 @@ def measure_server(
     return record
 
 
+def median_process(records: list[dict[str, Any]], scenarios: list[Scenario]) -> dict[str, Any]:
+    """One server's result over its processes: per scenario, the process with
+    the median req/s (the lower of the two middle ones for an even count)."""
+    combined = dict(records[0])
+    for scenario in scenarios:
+        measured = [r[scenario.name] for r in records if scenario.name in r]
+        if not measured:
+            continue
+        ranked = sorted(measured, key=lambda m: m["ok_per_s"])
+        chosen = dict(ranked[(len(ranked) - 1) // 2])
+        if len(records) > 1:
+            chosen["processes_ok_per_s"] = [round(m["ok_per_s"], 1) for m in measured]
+        combined[scenario.name] = chosen
+    errors = [r["error"] for r in records if "error" in r]
+    if errors:
+        combined["error"] = "; ".join(errors)
+    return combined
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -518,7 +541,9 @@ def print_table(
         vs = f"{rps / base:.2f}x" if base and rps else "-"
         inverse = f"{base / rps:.2f}x" if base and rps else "-"
         flag = ""
-        problems = WrkResult(**{k: v for k, v in row.items() if k != "runs_ok_per_s"}).problems()
+        problems = WrkResult(
+            **{k: v for k, v in row.items() if k not in ("runs_ok_per_s", "processes_ok_per_s")}
+        ).problems()
         if problems:
             flag = " *"
             notes.append(f"  * {name}: {problems}")
@@ -562,6 +587,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measured run (wrk -d)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before a scenario")
     parser.add_argument("--repeat", type=int, default=1, help="measured runs; the best counts")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="start each server this many times (round-robin); the median process counts",
+    )
     parser.add_argument("--seconds-10k", type=float, help="sleep10k runs (default: --seconds)")
     parser.add_argument("--connections", type=int, default=64, help="hello: wrk -c")
     parser.add_argument("--connections-10k", type=int, default=10_000, help="sleep10k: wrk -c")
@@ -599,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Python {info['python']}; servers on CPU {cpu}, wrk on CPU {load_cpu}; "
         f"{seconds}s runs after a {warmup}s warm-up, best of {args.repeat}"
+        + (f"; median of {args.processes} processes" if args.processes > 1 else "")
     )
     print("peers: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "python"))
     print(
@@ -622,8 +654,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     wanted = args.only or SERVER_NAMES
-    results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
+    servers = []
     for server in all_servers(env):
         if server.name not in wanted:
             continue
@@ -632,7 +664,18 @@ def main(argv: list[str] | None = None) -> int:
             skipped[server.name] = "not installed: " + ", ".join(missing)
             print(f"\n[{server.name}] skipped, {skipped[server.name]}", flush=True)
             continue
-        results[server.name] = measure_server(server, scenarios, args, env, cpu, load_cpu)
+        servers.append(server)
+    # Round-robin over fresh processes: a server's speed differs from one
+    # process to the next (memory layout, hash seed) by several percent, more
+    # than between runs in one process; drift over time hits every server alike.
+    per_process: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
+    for number in range(args.processes):
+        if args.processes > 1:
+            print(f"\n-- process round {number + 1} of {args.processes}", flush=True)
+        for server in servers:
+            record = measure_server(server, scenarios, args, env, cpu, load_cpu)
+            per_process[server.name].append(record)
+    results = {name: median_process(records, scenarios) for name, records in per_process.items()}
 
     for scenario in scenarios:
         ideal = scenario.connections / SLEEP if scenario.name == "sleep10k" else None
@@ -653,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_10k": seconds_10k,
                 "warmup": warmup,
                 "repeat": args.repeat,
+                "processes": args.processes,
                 "cpu": cpu,
                 "load_cpu": load_cpu,
                 "backlog": args.backlog,
