@@ -558,8 +558,8 @@ def test_a_cancellation_before_the_host_takes_over_waits_for_what_it_cancels(
 ) -> None:
     """An expired timeout entered in the first step (on a connection's second
     request, its host parked): as with Task.cancel(), the awaited gather() is
-    cancelled and waited for, so its child finishes its cleanup first and
-    nothing is left unretrieved."""
+    cancelled and waited for, so the running child finishes its cleanup
+    before the handler goes on, and nothing is left unretrieved."""
     log: list[str] = []
 
     async def child() -> None:
@@ -570,17 +570,19 @@ def test_a_cancellation_before_the_host_takes_over_waits_for_what_it_cancels(
             log.append("child cleaned up")
             raise
 
-    async def handler() -> None:
+    async def handler(running: asyncio.Task[None]) -> None:
         try:
             async with asyncio.timeout(0):  # the deadline has passed already
-                await asyncio.gather(child())
+                await asyncio.gather(running)
         except TimeoutError:
             log.append("handler timed out")
 
     async def main() -> None:
         starter = starter_class(asyncio.get_running_loop())
         await outcome(await start(starter, asyncio.sleep(0)))  # the host is parked now
-        assert await outcome(await start(starter, handler())) == "returned"
+        running = asyncio.ensure_future(child())
+        await asyncio.sleep(0)  # the child is in its sleep
+        assert await outcome(await start(starter, handler(running))) == "returned"
         assert log == ["child cleaned up", "handler timed out"]
         starter.close()
 
@@ -599,16 +601,18 @@ def test_a_cancelled_awaited_task_that_refuses_resumes_the_handler_with_its_resu
 
     got: list[str] = []
 
-    async def handler() -> None:
-        got.append(await asyncio.ensure_future(stubborn()))
+    async def handler(running: asyncio.Task[str]) -> None:
+        got.append(await running)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         starter = starter_class(loop)
         await outcome(await start(starter, asyncio.sleep(0)))
+        running = asyncio.ensure_future(stubborn())
+        await asyncio.sleep(0)  # it is in its sleep
 
         def start_and_cancel() -> Started:
-            started = starter.start(handler())
+            started = starter.start(handler(running))
             assert isinstance(started, asyncio.Future)
             started.cancel()  # in the same iteration as start()
             return started
