@@ -245,12 +245,8 @@ class HostTaskStarter:
             exc = exc(*args[:1])
         if _current_tasks.get(self._loop) is not self._host:
             raise exc  # a retired host
-        work = self._work
-        if self._coro is None and work is not None:
-            coro, ctx, yielded, run, blocking = work
-            self._work = None
-            self._coro, self._ctx, self._run = coro, ctx, run
-            run._host = self._host  # type: ignore[assignment]
+        if self._coro is None and self._work is not None:
+            coro, yielded, blocking = self._adopt()
             if yielded is _NOT_STARTED:
                 coro.close()  # cancelled before it ran: it never starts
                 return self._ended(exc)
@@ -301,14 +297,20 @@ class HostTaskStarter:
             raise StopIteration
         return self._take()
 
+    def _adopt(self) -> tuple[Coroutine[Any, Any, None], Any, bool]:
+        """Make the handed-over handler the one driven; it, what it yielded,
+        and whether that future's blocking flag was taken."""
+        assert self._work is not None
+        coro, ctx, yielded, run, blocking = self._work
+        self._work = None
+        self._coro, self._ctx, self._run = coro, ctx, run
+        run._host = self._host  # type: ignore[assignment]  # (changed if retired meanwhile)
+        return coro, yielded, blocking
+
     def _take(self) -> Any:
         """Start driving the handed-over handler, or park until there is one."""
-        work = self._work
-        if work is not None:
-            coro, ctx, yielded, run, blocking = work
-            self._work = None
-            self._coro, self._ctx, self._run = coro, ctx, run
-            run._host = self._host  # type: ignore[assignment]  # (changed if retired meanwhile)
+        if self._work is not None:
+            _, yielded, blocking = self._adopt()
             if yielded is _NOT_STARTED:
                 return self._step(None)
             if blocking:
@@ -321,9 +323,6 @@ class HostTaskStarter:
         return wake
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self  # type: ignore[return-value,unused-ignore]
-
-    def __iter__(self) -> Generator[Any, None, None]:
         return self  # type: ignore[return-value,unused-ignore]
 
     def __next__(self) -> Any:
