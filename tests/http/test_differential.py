@@ -234,11 +234,13 @@ CORPUS: dict[str, bytes] = {
 }
 
 
+@pytest.mark.usefixtures("parser_impl")
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_corpus(name: str) -> None:
     _judge(CORPUS[name])
 
 
+@pytest.mark.usefixtures("parser_impl")
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_corpus_split_everywhere(name: str) -> None:
     data = CORPUS[name]

@@ -51,7 +51,15 @@ def test_the_parser_does_no_io(module: str) -> None:
     siblings = {
         n.split(".")[2] for n in names if n.startswith("treadle.http.") and n.count(".") >= 2
     }
-    assert siblings <= {"errors", "headers"}, siblings
+    assert siblings <= {"errors", "headers", "_speedups"}, siblings
+
+
+def test_the_parsers_c_fast_path_does_no_io() -> None:
+    # _speedups.c, the parser's optional C fast path, is held to the same rule:
+    # it includes nothing but Python's API and the C string functions.
+    source = (HTTP_DIR / "_speedups.c").read_text()
+    includes = {line.split()[1] for line in source.splitlines() if line.startswith("#include")}
+    assert includes == {"<Python.h>", "<string.h>"}, includes
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)

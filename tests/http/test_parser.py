@@ -15,6 +15,9 @@ from treadle.http import (
     RequestParser,
 )
 
+# Every test runs with the C fast path and without it (tests/http/conftest.py).
+pytestmark = pytest.mark.usefixtures("parser_impl")
+
 Event = Request | bytes | EndOfMessage
 
 

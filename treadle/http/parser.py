@@ -47,15 +47,36 @@ header block identical to the connection's previous one (keep-alive clients
 repeat theirs) reuses its headers and framing, and framing already worked out
 for the same framing fields is reused across connections. The incremental
 checks run only while a head is incomplete.
+
+When it is built, an optional C function (`_speedups.scan_head`) does the
+grammar part of the common head in one pass: an origin-form request line and a
+valid header block within the limits. It may only accept what the code here
+accepts, with the same result, or defer to it; it never refuses, so every
+error and every rule that spans fields stays here, in one place (two parsers
+that disagree are how CVE-2023-47641 happened). The tests run the parser with
+and without it and compare the two on every single-byte change of sample heads.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import Final, Literal
 
 from .errors import HTTPError
 from .headers import Headers
+
+_ScanHead = Callable[
+    [bytes, int, "bytes | None", tuple[int, int, int, int]],
+    "tuple[str, str, int, bytes, bytes | None, int] | Literal[False] | None",
+]
+_scan_head: _ScanHead | None
+try:
+    # The optional C fast path for the common head (see _speedups.c); the
+    # tests run the parser with and without it.
+    from ._speedups import scan_head as _scan_head
+except ImportError:  # built without a C compiler: the parser's own code does all
+    _scan_head = None
 
 __all__ = [
     "END_OF_MESSAGE",
@@ -314,11 +335,11 @@ _HOST = b"host"
 _CONNECTION = b"connection"
 _EXPECT = b"expect"
 _UPGRADE = b"upgrade"
-# The framing fields of a valid header block, lowered, with "\n" put first so
+# The framing lines of a valid header block, lowered, with "\n" put first so
 # every name follows a LF: one findall finds them all without splitting the
-# block (values keep trailing whitespace: `_framing` strips it).
+# block.
 _FRAMING_LINE = re.compile(
-    rb"\n(host|content-length|transfer-encoding|connection|expect|upgrade):[ \t]*([^\r]*)"
+    rb"\n((?:host|content-length|transfer-encoding|connection|expect|upgrade):[^\r]*)"
 )
 # A trailer must not carry what frames or routes the message (RFC 9110 6.5.1).
 _FORBIDDEN_TRAILERS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION))
@@ -335,6 +356,10 @@ _COMMON_METHODS = {
 # Bounded, so a stream of distinct hosts cannot grow it.
 _valid_hosts: set[bytes] = set()
 _VALID_HOSTS_MAX: Final = 256
+
+# A valid head: method, target, minor version, header block, its framing
+# fields (or None: see RequestParser._read_head), the end of the head.
+_Scanned = tuple[str, str, int, bytes, "bytes | None", int]
 
 # keep_alive, expect_continue, upgrade, content_length, chunked (see _framing).
 _Framing = tuple[bool, bool, bool, "int | None", bool]
@@ -386,12 +411,6 @@ class _BlockHeaders(Headers):
             raise AttributeError(name)
         fields = self._fields = _split_fields(self._block)
         return fields
-
-
-def _lazy_headers(block: bytes) -> Headers:
-    headers: _BlockHeaders = _new_headers(_BlockHeaders)
-    headers._block = block
-    return headers
 
 
 # A digit string longer than this is more than any sane limit; we refuse it
@@ -557,14 +576,18 @@ def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
         raise HTTPError(400, f"unknown transfer coding {_excerpt(coding)}")
 
 
-def _framing(
-    version: tuple[int, int], found: list[tuple[bytes, bytes]], limits: Limits
-) -> _Framing:
+def _framing_fields(block: bytes) -> bytes:
+    """The framing lines of a valid header block (`name:value`, lowered, as
+    sent, without CRLF), in order, joined by LF: one bytes object, cheap to
+    make, hash and compare (it keys the framing memo). b"" when none."""
+    return b"\n".join(_FRAMING_LINE.findall(b"\n" + block.lower())) if block else b""
+
+
+def _framing(version: tuple[int, int], found: bytes, limits: Limits) -> _Framing:
     """Apply the rules that span fields (Host, Content-Length against
     Transfer-Encoding, Connection...): keep_alive, expect_continue, upgrade,
     content_length, chunked. They depend on the version and on the framing
-    fields only: `found` holds them as `(lower_name, value)`, in order, the
-    values lowered and maybe carrying trailing whitespace (`_FRAMING_LINE`)."""
+    fields only: `found` holds them as `_framing_fields` gives them."""
     lengths: list[bytes] | None = None
     codings: list[bytes] | None = None
     host_count = 0
@@ -572,8 +595,9 @@ def _framing(
     connection: list[bytes] = []
     expect = b""
     upgrade = False
-    for lname, value in found:
-        value = value.rstrip(b" \t")
+    for line in found.split(b"\n") if found else ():
+        lname, _, value = line.partition(b":")
+        value = value.strip(b" \t")
         if lname == _HOST:
             host_count += 1
             host_value = value
@@ -648,11 +672,11 @@ class RequestParser:
         "_last_version",
         "_limits",
         "_lines_checked",
-        "_method",
         "_pos",
         "_remaining",
         "_request",
         "_scan",
+        "_scan_limits",
         "_skipped",
         "_state",
     )
@@ -660,13 +684,19 @@ class RequestParser:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         """A parser waiting for the first request, applying `limits`."""
         self._limits = limits
+        # The limits the C fast path checks, in the order it takes them.
+        self._scan_limits = (
+            limits.max_request_line,
+            limits.max_field_size,
+            limits.max_header_block,
+            limits.max_headers,
+        )
         self._buf = b""
         self._pos = 0
         self._state: int = _HEAD
         self._remaining = 0  # bytes left in the body or in the current chunk
         self._body_seen = 0  # chunked body bytes so far, for max_body_size
         self._request: Request | None = None  # the message being parsed
-        self._method = b""
         self._scan = 0  # where incremental checks of an incomplete head resume
         self._lines_checked = 0  # end of the field lines of that head already judged
         self._skipped = 0  # empty lines skipped before this request line
@@ -789,20 +819,17 @@ class RequestParser:
         if self._state != _HEAD:
             raise RuntimeError("next_head() is for a parser waiting for a request head")
         try:
-            request = self._read_head()
+            return self._read_head(True)
         except HTTPError:
             self._state = _ERROR
             raise
-        if request is not None and self._state == _END:
-            self._end_message(END_OF_MESSAGE)
-        return request
 
     def _end_message(self, event: EndOfMessage) -> EndOfMessage:
         request = self._request
         assert request is not None
         if not request.keep_alive:
             self._state = _CLOSED
-        elif request.upgrade or self._method == b"CONNECT":
+        elif request.upgrade or request.method == "CONNECT":
             self._state = _PAUSED
         else:
             self._state = _HEAD
@@ -811,26 +838,24 @@ class RequestParser:
 
     # -- the head ----------------------------------------------------------------
 
-    def _read_head(self) -> Request | None:
+    def _read_head(self, end_bodiless: bool = False) -> Request | None:
+        """The next request head, or None while it is incomplete. With
+        `end_bodiless`, a request without a body is ended at once (next_head)."""
         buf = self._buf
         pos = self._pos
         # RFC 9112 2.2: ignore empty lines received before a request line.
-        while buf.startswith(b"\r\n", pos):
-            pos += 2
-            self._skipped += 2
-        self._pos = pos
-        if self._skipped > self._limits.max_request_line:
-            raise HTTPError(414, "too many empty lines before the request line")
-        end = buf.find(b"\r\n\r\n", pos)
-        if end < 0:
-            if pos < len(buf):
-                self._check_partial_head(buf, pos)
-            return None
-        line_end = buf.find(b"\r\n", pos)
-        limits = self._limits
-        method, target, version = _parse_request_line(buf[pos:line_end], limits)
-        block = buf[line_end + 2 : end + 2]
-        if block == self._last_block and version is self._last_version:
+        if buf.startswith(b"\r\n", pos):
+            pos = self._skip_empty_lines(buf, pos)
+        scanned = _scan_head(buf, pos, self._last_block, self._scan_limits) if _scan_head else 0
+        # The C fast path accepted the head with the result _scan_head_py
+        # would give (a tuple), found it incomplete (None), or defers (False).
+        if not scanned:
+            scanned = self._scan_head_py(buf, pos, scanned is None)
+            if scanned is None:
+                return None
+        method, target, minor, block, found, end = scanned
+        version = _V11 if minor else _V10
+        if block is self._last_block and version is self._last_version:
             # A keep-alive client usually repeats its header block verbatim
             # (only the request line changes): the same bytes and version give
             # the same fields and framing, so reuse them. `Headers` is
@@ -838,55 +863,103 @@ class RequestParser:
             headers = self._last_headers
             framing = self._last_framing
         else:
+            if found is None:
+                found = _framing_fields(block)
             if block:
-                _check_fields(block, limits, "header")
-                headers = _lazy_headers(block)
-                found = _FRAMING_LINE.findall(b"\n" + block.lower())
-                key = (version, limits, *found)
-                known = _framings.get(key)
-                if known is None:
-                    framing = _framing(version, found, limits)
-                    if len(_framings) < _FRAMINGS_MAX:
-                        _framings[key] = framing
-                else:
-                    framing = known
+                headers = _new_headers(_BlockHeaders)  # no __init__: see _BlockHeaders
+                headers._block = block
             else:
                 headers = _headers_from([])
-                framing = _framing(version, [], limits)
+            # Framing depends on the version, the limits and these fields only.
+            key = (version, self._limits, found)
+            known = _framings.get(key)
+            if known is None:
+                framing = _framing(version, found, self._limits)
+                if len(_framings) < _FRAMINGS_MAX:
+                    _framings[key] = framing
+            else:
+                framing = known
             self._last_block = block
             self._last_version = version
             self._last_headers = headers
             self._last_framing = framing
         # Request.__init__ inlined (the parser makes one per request).
         request: Request = _new_request(Request)
-        request.method = _COMMON_METHODS.get(method) or method.decode("ascii")
-        request.target = target.decode("ascii")
+        request.method = method
+        request.target = target
         request.version = version
         request.headers = headers
         (
-            request.keep_alive,
+            keep_alive,
             request.expect_continue,
-            request.upgrade,
+            upgrade,
             content_length,
             chunked,
         ) = framing
+        request.keep_alive = keep_alive
+        request.upgrade = upgrade
         request.content_length = content_length
         request.chunked = chunked
-        self._pos = end + 4
+        self._pos = end
         self._scan = 0
         self._lines_checked = 0
         self._skipped = 0
-        self._request = request
-        self._method = method
         if chunked:
             self._state = _CHUNK_SIZE
             self._body_seen = 0
         elif content_length:
             self._state = _BODY
             self._remaining = content_length
+        elif end_bodiless and keep_alive and not upgrade and method != "CONNECT":
+            return request  # ended: the state stays HEAD (_end_message, inlined)
         else:
             self._state = _END
+        self._request = request
+        if end_bodiless and self._state == _END:
+            self._end_message(END_OF_MESSAGE)
         return request
+
+    def _skip_empty_lines(self, buf: bytes, pos: int) -> int:
+        """Skip the empty lines (CRLF) at buf[pos:], counted against the
+        request-line limit; the position after them."""
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+            self._skipped += 2
+        self._pos = pos
+        if self._skipped > self._limits.max_request_line:
+            raise HTTPError(414, "too many empty lines before the request line")
+        return pos
+
+    def _scan_head_py(self, buf: bytes, pos: int, incomplete: bool) -> _Scanned | None:
+        """What the C fast path (_speedups.scan_head) gives for a valid head at
+        buf[pos:], judged by the grammar here: the fast path defers to this for
+        everything it does not accept, so every error is raised here. None
+        while the head is incomplete (`incomplete`: the fast path found no
+        blank line already)."""
+        end = -1 if incomplete else buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if pos < len(buf):
+                self._check_partial_head(buf, pos)
+            return None
+        line_end = buf.find(b"\r\n", pos)
+        method, target, version = _parse_request_line(buf[pos:line_end], self._limits)
+        block = buf[line_end + 2 : end + 2]
+        found: bytes | None
+        if block == self._last_block:
+            block = self._last_block  # valid already: the memo in _read_head
+            found = None
+        else:
+            if block:
+                _check_fields(block, self._limits, "header")
+            found = _framing_fields(block)
+        return (
+            _COMMON_METHODS.get(method) or method.decode("ascii"),
+            target.decode("ascii"),
+            version[1],
+            block,
+            found,
+            end + 4,
+        )
 
     def _check_partial_head(self, buf: bytes, start: int) -> None:
         """Enforce limits and line endings on a head still arriving, so neither a

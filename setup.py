@@ -1,0 +1,16 @@
+"""Build configuration beyond pyproject.toml: the optional C fast path of the
+request parser. `optional=True` means a machine without a C compiler still
+installs Treadle, pure Python (the parser then runs its own code for every
+request; TREADLE_NO_EXTENSIONS=1 forces that at run time too)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "treadle.http._speedups",
+            ["treadle/http/_speedups.c"],
+            optional=True,
+        )
+    ]
+)
