@@ -37,7 +37,7 @@ from pathlib import Path
 # root first instead of this folder.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from treadle.http import EndOfMessage, RequestParser  # noqa: E402
+from treadle.http import EndOfMessage, RequestParser, parser as parser_module  # noqa: E402
 
 _FIELDS = (
     b"Host: localhost:8080\r\n"
@@ -69,7 +69,13 @@ POST_BODY = b"0123456789abcdef" + b"abcdefghijklmnopqrstuvwxyz" + b"hello"
 
 
 def _drain(parser: RequestParser) -> int:
-    """Pull every event of one message; return the body size (a check)."""
+    """Parse one message as the server does (`next_head()`, then the body's
+    events, if any); return the body size (a check)."""
+    head = parser.next_head()
+    if head is None:
+        raise AssertionError("head incomplete")
+    if not (head.chunked or head.content_length):
+        return 0  # next_head() ended it
     size = 0
     while True:
         event = parser.next_event()
@@ -106,13 +112,35 @@ def fresh(first: bytes, second: bytes) -> Callable[[], None]:
     return run
 
 
+def pure_python(run: Callable[[], None]) -> Callable[[], None]:
+    """`run` with the parser's optional C fast path switched off."""
+
+    def without_c() -> None:
+        saved = parser_module._scan_head, parser_module._scan_chunks
+        parser_module._scan_head = parser_module._scan_chunks = None
+        try:
+            run()
+        finally:
+            parser_module._scan_head, parser_module._scan_chunks = saved
+
+    return without_c
+
+
 def treadle_cases() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
     """name -> (GET run, POST run); each run parses two messages."""
-    return {
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
         "treadle (reused, memo missed)": (reused(GET_A, GET_B), reused(POST, POST_B)),
         "treadle (reused, memo hit)": (reused(GET_A, GET_A), reused(POST, POST)),
         "treadle (fresh parser)": (fresh(GET_A, GET_B), fresh(POST, POST_B)),
     }
+    if parser_module._scan_head is None:
+        print("treadle.http._speedups is not built: the rows are pure Python")
+    else:
+        cases["treadle, no C (memo missed)"] = (
+            pure_python(reused(GET_A, GET_B)),
+            pure_python(reused(POST, POST_B)),
+        )
+    return cases
 
 
 def httptools_cases() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
@@ -203,9 +231,9 @@ def main() -> None:
     # Sanity: every Treadle case sees the right messages.
     check = RequestParser()
     check.feed(POST)
-    head = check.next_event()
-    assert head is not None and not isinstance(head, (bytes, EndOfMessage)) and head.chunked
     assert _drain(check) == len(POST_BODY)
+    check.feed(GET_A)
+    assert _drain(check) == 0 and check.next_event() is None
 
     cases = treadle_cases()
     for name, make in (("httptools", httptools_cases), ("h11", h11_cases)):

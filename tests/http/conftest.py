@@ -16,22 +16,23 @@ import pytest
 from treadle.http import parser as parser_module
 
 SCAN_HEAD = parser_module._scan_head
+SCAN_CHUNKS = parser_module._scan_chunks
 
 
 @contextmanager
 def pure_python_parser() -> Iterator[None]:
     """The parser without its C fast path, for the duration."""
-    saved = parser_module._scan_head
-    parser_module._scan_head = None
+    saved = parser_module._scan_head, parser_module._scan_chunks
+    parser_module._scan_head = parser_module._scan_chunks = None
     try:
         yield
     finally:
-        parser_module._scan_head = saved
+        parser_module._scan_head, parser_module._scan_chunks = saved
 
 
 def require_speedups() -> None:
     """Skip (or in CI fail) a test that needs the C fast path built."""
-    if SCAN_HEAD is None:
+    if SCAN_HEAD is None or SCAN_CHUNKS is None:
         if os.environ.get("CI"):
             pytest.fail("treadle.http._speedups was not built")
         pytest.skip("treadle.http._speedups is not built (no C compiler at install)")

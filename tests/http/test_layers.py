@@ -59,7 +59,7 @@ def test_the_parsers_c_fast_path_does_no_io() -> None:
     # it includes nothing but Python's API and the C string functions.
     source = (HTTP_DIR / "_speedups.c").read_text()
     includes = {line.split()[1] for line in source.splitlines() if line.startswith("#include")}
-    assert includes == {"<Python.h>", "<string.h>"}, includes
+    assert includes == {"<Python.h>", "<stdint.h>", "<string.h>"}, includes
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)

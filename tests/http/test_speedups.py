@@ -16,10 +16,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from tests.http.conftest import SCAN_HEAD, pure_python_parser, require_speedups
+from tests.http.conftest import SCAN_CHUNKS, SCAN_HEAD, pure_python_parser, require_speedups
 from tests.http.peers import parse_treadle
 from tests.http.test_differential import CORPUS, _settings, mutations, requests, split
-from treadle.http import HTTPError, Limits, RequestParser
+from treadle.http import EndOfMessage, HTTPError, Limits, RequestParser
 
 pytestmark = pytest.mark.usefixtures("speedups")
 
@@ -264,3 +264,85 @@ def test_the_same_block_under_another_version() -> None:
     both_ways(data)
     verdict = parse_treadle(data)
     assert [m.version for m in verdict.messages] == ["1.1", "1.0"]
+
+
+# -- chunked bodies --------------------------------------------------------------------
+
+CHUNKED_HEAD = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+CHUNKED_BODY = (
+    b"5\r\nhello\r\n"
+    b"1A;name=value;q=\"a \\\" b\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+    b"3;x\r\nxyz\r\n"
+    b"0\r\n\r\n"
+)
+
+
+def scan_chunks(data: bytes, pos: int = 0, budget: int = 1 << 20, line: int = 4096) -> object:
+    assert SCAN_CHUNKS is not None
+    return SCAN_CHUNKS(data, pos, budget, line)
+
+
+def test_whole_chunks_come_in_one_piece() -> None:
+    data, end, ended = scan_chunks(CHUNKED_BODY)  # type: ignore[misc]
+    assert data == b"hello" + b"abcdefghijklmnopqrstuvwxyz" + b"xyz"
+    assert end == len(CHUNKED_BODY) and ended is True
+    # Through the parser: one piece, then the end.
+    parser = RequestParser()
+    parser.feed(CHUNKED_HEAD + CHUNKED_BODY)
+    assert parser.next_head() is not None
+    assert parser.next_event() == data
+    assert isinstance(parser.next_event(), EndOfMessage)
+
+
+@pytest.mark.parametrize(
+    ("body", "data", "stop"),
+    [
+        (b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", b"hello", 10),  # trailers: Python's
+        (b"5\r\nhel", b"", 0),  # an incomplete chunk: streamed by Python
+        (b"5\r\nhello\r\n5\r\nwor", b"hello", 10),
+        (b"5\r\nhelloXX3\r\nabc\r\n", b"", 0),  # no CRLF after the data
+        (b"5 \r\nhello\r\n", b"", 0),  # whitespace
+        (b"+5\r\nhello\r\n", b"", 0),
+        (b"5;\r\nhello\r\n", b"", 0),
+        (b"5;a=\r\nhello\r\n", b"", 0),
+        (b'5;a="x\r\nhello\r\n', b"", 0),
+        (b"5\nhello\r\n", b"", 0),
+        (b"00000000000000005\r\nhello\r\n", b"", 0),  # 17 digits
+        (b"0000000000000005\r\nhello\r\n0\r\n\r\n", b"hello", 30),  # 16 digits
+    ],
+)
+def test_it_stops_where_python_must_judge(body: bytes, data: bytes, stop: int) -> None:
+    got, end, ended = scan_chunks(body)  # type: ignore[misc]
+    assert (got, end) == (data, stop)
+    assert ended is (end == len(body) and body.endswith(b"0\r\n\r\n"))
+    both_ways(CHUNKED_HEAD + body)
+
+
+def test_the_budget_and_the_line_limit() -> None:
+    body = b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"
+    assert scan_chunks(body, budget=10)[:2] == (b"helloworld", len(body))  # type: ignore[index]
+    assert scan_chunks(body, budget=9)[:2] == (b"hello", 10)  # type: ignore[index]
+    assert scan_chunks(body, budget=-5)[:2] == (b"", 0)  # type: ignore[index]
+    assert scan_chunks(b"5;a=b\r\nhello\r\n", line=5)[:2] == (b"hello", 14)  # type: ignore[index]
+    assert scan_chunks(b"5;a=b\r\nhello\r\n", line=4)[:2] == (b"", 0)  # type: ignore[index]
+    # Through the parser: 413 at the chunk past the limit, with or without C.
+    both_ways(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    small = Limits(max_body_size=9, max_chunk_line=4)
+    for limits in (small, Limits(max_body_size=10)):
+        with_c = parse_treadle(CHUNKED_HEAD + body, limits)
+        with pure_python_parser():
+            without = parse_treadle(CHUNKED_HEAD + body, limits)
+        assert (with_c.accepted, with_c.detail) == (without.accepted, without.detail)
+
+
+def test_every_single_byte_change_of_a_chunked_body() -> None:
+    for i in range(len(CHUNKED_BODY)):
+        for value in range(256):
+            body = CHUNKED_BODY[:i] + bytes((value,)) + CHUNKED_BODY[i + 1 :]
+            both_ways(CHUNKED_HEAD + body)
+
+
+def test_every_split_of_a_chunked_body() -> None:
+    data = CHUNKED_HEAD + CHUNKED_BODY
+    for i in range(len(CHUNKED_HEAD), len(data)):
+        both_ways([data[:i], data[i:]])

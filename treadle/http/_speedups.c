@@ -20,6 +20,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Byte classes (RFC 9110 5.6.2, RFC 9112 3): bit flags in one table. */
@@ -124,56 +125,35 @@ find_head_end(const unsigned char *data, Py_ssize_t from, Py_ssize_t n)
     return -1;
 }
 
-/* The framing lines of a valid block ("name:value", lowered, without CRLF),
- * in order, joined by LF: exactly what the parser's _framing_fields gives.
- * Two passes over the lines: one to size the result, one to fill it. */
-static PyObject *
-framing_fields(const unsigned char *block, Py_ssize_t len)
+/* Whether any of 8 bytes is below 0x20 (a CTL, HTAB and CR included) or is
+ * DEL: the bytes a field value's fast scan stops at (bytes of 0x80 and up,
+ * obs-text, are not found). Exact for the yes/no answer (Bit Twiddling
+ * Hacks, "determine if a word has a byte less than n"). */
+static inline int
+has_ctl(uint64_t x)
 {
-    const unsigned char *end = block + len;
-    Py_ssize_t total = -1; /* each line and its LF, less the last LF */
-    for (const unsigned char *p = block; p < end;) {
-        /* The block was validated: every line is name ":" value CRLF. */
-        const unsigned char *colon = memchr(p, ':', (size_t)(end - p));
-        const unsigned char *cr = memchr(colon, '\r', (size_t)(end - colon));
-        if (framing_field(p, colon - p)) {
-            total += (cr - p) + 1;
-        }
-        p = cr + 2;
-    }
-    if (total < 0) {
-        return PyBytes_FromStringAndSize(NULL, 0);
-    }
-    PyObject *found = PyBytes_FromStringAndSize(NULL, total);
-    if (found == NULL) {
-        return NULL;
-    }
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(found);
-    for (const unsigned char *p = block; p < end;) {
-        const unsigned char *colon = memchr(p, ':', (size_t)(end - p));
-        const unsigned char *cr = memchr(colon, '\r', (size_t)(end - colon));
-        if (framing_field(p, colon - p)) {
-            if (out != (unsigned char *)PyBytes_AS_STRING(found)) {
-                *out++ = '\n';
-            }
-            for (const unsigned char *q = p; q < cr; q++) {
-                *out++ = lower(*q);
-            }
-        }
-        p = cr + 2;
-    }
-    return found;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t below_space = (x - ones * 0x20) & ~x & highs;
+    uint64_t del = x ^ (ones * 0x7f);
+    return (below_space | ((del - ones) & ~del & highs)) != 0;
 }
+
+/* At most this many framing lines are remembered while a block is checked; a
+ * block with more is left to the Python code. */
+#define MAX_FRAMING_LINES 16
 
 /* Whether block[0:len] is a valid field block within the limits: every line
  * token ":" *value-char CRLF, no line longer than max_field, at most
- * max_fields lines. */
+ * max_fields lines. The framing lines (by name) go to lines[] as (start,
+ * length) pairs, their count to *n_lines. */
 static int
-valid_block(const unsigned char *block, Py_ssize_t len, Py_ssize_t max_field, Py_ssize_t max_fields)
+valid_block(const unsigned char *block, Py_ssize_t len, Py_ssize_t max_field, Py_ssize_t max_fields,
+            Py_ssize_t lines[][2], int *n_lines)
 {
     const unsigned char *p = block;
     const unsigned char *end = block + len;
-    Py_ssize_t lines = 0;
+    Py_ssize_t count = 0;
+    *n_lines = 0;
     while (p < end) {
         const unsigned char *start = p;
         while (p < end && (classes[*p] & C_TCHAR)) {
@@ -182,7 +162,16 @@ valid_block(const unsigned char *block, Py_ssize_t len, Py_ssize_t max_field, Py
         if (p == start || p >= end || *p != ':') {
             return 0;
         }
-        p++;
+        const unsigned char *colon = p++;
+        /* Values are most of a block: skip 8 plain bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t word;
+            memcpy(&word, p, 8);
+            if (has_ctl(word)) {
+                break;
+            }
+            p += 8;
+        }
         while (p < end && (classes[*p] & C_VALUE)) {
             p++;
         }
@@ -192,12 +181,47 @@ valid_block(const unsigned char *block, Py_ssize_t len, Py_ssize_t max_field, Py
         if (p - start > max_field) {
             return 0;
         }
+        if (framing_field(start, colon - start)) {
+            if (*n_lines == MAX_FRAMING_LINES) {
+                return 0;
+            }
+            lines[*n_lines][0] = start - block;
+            lines[*n_lines][1] = p - start;
+            (*n_lines)++;
+        }
         p += 2;
-        if (++lines > max_fields) {
+        if (++count > max_fields) {
             return 0;
         }
     }
     return 1;
+}
+
+/* The framing lines of a valid block ("name:value", lowered, without CRLF),
+ * in order, joined by LF: exactly what the parser's _framing_fields gives. */
+static PyObject *
+framing_fields(const unsigned char *block, Py_ssize_t lines[][2], int n_lines)
+{
+    Py_ssize_t total = n_lines > 0 ? n_lines - 1 : 0;
+    for (int i = 0; i < n_lines; i++) {
+        total += lines[i][1];
+    }
+    PyObject *found = PyBytes_FromStringAndSize(NULL, total);
+    if (found == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(found);
+    for (int i = 0; i < n_lines; i++) {
+        if (i > 0) {
+            *out++ = '\n';
+        }
+        const unsigned char *q = block + lines[i][0];
+        for (Py_ssize_t k = 0; k < lines[i][1]; k++) {
+            out[k] = lower(q[k]);
+        }
+        out += lines[i][1];
+    }
+    return found;
 }
 
 PyDoc_STRVAR(scan_head_doc,
@@ -304,14 +328,17 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         found = Py_None;
     }
     else {
-        if (block_len > max_block || !valid_block(data + block_start, block_len, max_field, max_fields)) {
+        Py_ssize_t lines[MAX_FRAMING_LINES][2];
+        int n_lines;
+        if (block_len > max_block
+            || !valid_block(data + block_start, block_len, max_field, max_fields, lines, &n_lines)) {
             Py_RETURN_FALSE;
         }
         block = PyBytes_FromStringAndSize((const char *)data + block_start, block_len);
         if (block == NULL) {
             return NULL;
         }
-        found = framing_fields(data + block_start, block_len);
+        found = framing_fields(data + block_start, lines, n_lines);
         if (found == NULL) {
             Py_DECREF(block);
             return NULL;
@@ -335,8 +362,183 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* The end of a valid chunk-size line at p (RFC 9112 7.1, as the parser's
+ * _CHUNK_LINE: 1-16 hex digits, then extensions `;name[=token|quoted]` with no
+ * whitespace), that is the position of its CRLF, with its size in *size; or
+ * NULL if the line is not that (or has no CRLF before stop). */
+static const unsigned char *
+chunk_line(const unsigned char *p, const unsigned char *stop, unsigned long long *size)
+{
+    const unsigned char *start = p;
+    unsigned long long n = 0;
+    while (p < stop && (classes[*p] & C_HEX)) {
+        unsigned char c = *p;
+        n = n * 16 + (unsigned long long)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        p++;
+    }
+    if (p == start || p - start > 16) {
+        return NULL;
+    }
+    while (p < stop && *p == ';') {
+        const unsigned char *name = ++p;
+        while (p < stop && (classes[*p] & C_TCHAR)) {
+            p++;
+        }
+        if (p == name) {
+            return NULL;
+        }
+        if (p < stop && *p == '=') {
+            p++;
+            if (p < stop && *p == '"') {
+                p++;
+                for (;;) {
+                    if (p >= stop) {
+                        return NULL;
+                    }
+                    unsigned char c = *p;
+                    if (c == '"') {
+                        p++;
+                        break;
+                    }
+                    if (c == '\\') {
+                        /* quoted-pair: HTAB, SP, VCHAR or obs-text */
+                        if (p + 1 >= stop || !(p[1] == '\t' || (p[1] >= 0x20 && p[1] != 0x7f))) {
+                            return NULL;
+                        }
+                        p += 2;
+                        continue;
+                    }
+                    if (!(c == '\t' || (c >= 0x20 && c != 0x7f))) {
+                        return NULL;
+                    }
+                    p++;
+                }
+            }
+            else {
+                const unsigned char *token = p;
+                while (p < stop && (classes[*p] & C_TCHAR)) {
+                    p++;
+                }
+                if (p == token) {
+                    return NULL;
+                }
+            }
+        }
+    }
+    if (stop - p < 2 || p[0] != '\r' || p[1] != '\n') {
+        return NULL;
+    }
+    *size = n;
+    return p;
+}
+
+PyDoc_STRVAR(scan_chunks_doc,
+"scan_chunks(buf, pos, budget, max_chunk_line)\n"
+"\n"
+"The complete chunks of a chunked body at buf[pos:], for a parser waiting for\n"
+"a chunk-size line: (data, end, ended). data joins the data of the valid,\n"
+"non-empty chunks there that are whole in buf (size line, data and CRLF) and\n"
+"fit in `budget` bytes together; end is where they stop; ended is True when\n"
+"a last-chunk without trailers (\"0\" [extensions] CRLF CRLF) follows them and\n"
+"is consumed too. It stops, leaving the rest to the parser's Python code, at\n"
+"anything else: an incomplete chunk, a line it does not accept, trailers, a\n"
+"chunk past the budget or a line longer than max_chunk_line.");
+
+static PyObject *
+scan_chunks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "scan_chunks() takes exactly 4 arguments");
+        return NULL;
+    }
+    PyObject *buf = args[0];
+    if (!PyBytes_CheckExact(buf)) {
+        PyErr_SetString(PyExc_TypeError, "scan_chunks() needs bytes");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t budget = PyLong_AsSsize_t(args[2]);
+    if (budget == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_line = PyLong_AsSsize_t(args[3]);
+    if (max_line == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(buf);
+    Py_ssize_t n = PyBytes_GET_SIZE(buf);
+    if (pos < 0 || pos > n) {
+        PyErr_SetString(PyExc_ValueError, "scan_chunks() position out of range");
+        return NULL;
+    }
+    if (budget < 0) {
+        budget = 0;
+    }
+    const unsigned char *stop = data + n;
+
+    /* Pass 1: how far the acceptable chunks go, and their data's total size. */
+    const unsigned char *p = data + pos;
+    Py_ssize_t total = 0;
+    int ended = 0;
+    for (;;) {
+        unsigned long long size;
+        const unsigned char *crlf = chunk_line(p, stop, &size);
+        if (crlf == NULL || crlf - p > max_line) {
+            break;
+        }
+        if (size == 0) {
+            if (stop - crlf >= 4 && crlf[2] == '\r' && crlf[3] == '\n') {
+                ended = 1;
+                p = crlf + 4;
+            }
+            break;
+        }
+        if (size > (unsigned long long)(budget - total)
+            || (unsigned long long)(stop - crlf - 2) < size + 2) {
+            break;
+        }
+        const unsigned char *after = crlf + 2 + size;
+        if (after[0] != '\r' || after[1] != '\n') {
+            break;
+        }
+        total += (Py_ssize_t)size;
+        p = after + 2;
+    }
+    Py_ssize_t end = p - data;
+
+    /* Pass 2: copy the data out. Every line was checked in pass 1. */
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, total);
+    if (joined == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(joined);
+    const unsigned char *q = data + pos;
+    Py_ssize_t copied = 0;
+    while (copied < total) {
+        unsigned long long size;
+        const unsigned char *crlf = chunk_line(q, stop, &size);
+        memcpy(out + copied, crlf + 2, (size_t)size);
+        copied += (Py_ssize_t)size;
+        q = crlf + 2 + size + 2;
+    }
+    PyObject *end_obj = PyLong_FromSsize_t(end);
+    if (end_obj == NULL) {
+        Py_DECREF(joined);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(3, joined, end_obj, ended ? Py_True : Py_False);
+    Py_DECREF(joined);
+    Py_DECREF(end_obj);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL, scan_head_doc},
+    {"scan_chunks", (PyCFunction)(void (*)(void))scan_chunks, METH_FASTCALL, scan_chunks_doc},
     {NULL, NULL, 0, NULL},
 };
 

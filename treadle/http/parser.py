@@ -70,13 +70,15 @@ _ScanHead = Callable[
     [bytes, int, "bytes | None", tuple[int, int, int, int]],
     "tuple[str, str, int, bytes, bytes | None, int] | Literal[False] | None",
 ]
+_ScanChunks = Callable[[bytes, int, int, int], tuple[bytes, int, bool]]
 _scan_head: _ScanHead | None
+_scan_chunks: _ScanChunks | None
 try:
-    # The optional C fast path for the common head (see _speedups.c); the
-    # tests run the parser with and without it.
-    from ._speedups import scan_head as _scan_head
+    # The optional C fast path for the common head and chunks (see
+    # _speedups.c); the tests run the parser with and without it.
+    from ._speedups import scan_chunks as _scan_chunks, scan_head as _scan_head
 except ImportError:  # built without a C compiler: the parser's own code does all
-    _scan_head = None
+    _scan_head = _scan_chunks = None
 
 __all__ = [
     "END_OF_MESSAGE",
@@ -796,6 +798,25 @@ class RequestParser:
                 if state == _END:
                     return self._end_message(END_OF_MESSAGE)
                 if state == _CHUNK_SIZE:
+                    if _scan_chunks is not None:
+                        # The C fast path takes the whole, valid chunks here in
+                        # one piece, and a last-chunk without trailers after
+                        # them; whatever it stops at is read below.
+                        pos = self._pos
+                        data, end, ended = _scan_chunks(
+                            self._buf,
+                            pos,
+                            self._limits.max_body_size - self._body_seen,
+                            self._limits.max_chunk_line,
+                        )
+                        if end != pos:
+                            self._pos = end
+                            if ended:
+                                self._state = _END
+                            if data:
+                                self._body_seen += len(data)
+                                return data
+                            return self._end_message(END_OF_MESSAGE)
                     if not self._read_chunk_size():
                         return None
                 elif state == _CHUNK_END:
