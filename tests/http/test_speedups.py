@@ -271,7 +271,7 @@ def test_the_same_block_under_another_version() -> None:
 CHUNKED_HEAD = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 CHUNKED_BODY = (
     b"5\r\nhello\r\n"
-    b"1A;name=value;q=\"a \\\" b\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+    b'1A;name=value;q="a \\" b"\r\nabcdefghijklmnopqrstuvwxyz\r\n'
     b"3;x\r\nxyz\r\n"
     b"0\r\n\r\n"
 )
