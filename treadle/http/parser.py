@@ -867,7 +867,7 @@ class RequestParser:
         # RFC 9112 2.2: ignore empty lines received before a request line.
         if buf.startswith(b"\r\n", pos):
             pos = self._skip_empty_lines(buf, pos)
-        scanned = _scan_head(buf, pos, self._last_block, self._scan_limits) if _scan_head else 0
+        scanned = _scan_head(buf, pos, self._last_block, self._scan_limits) if _scan_head else False
         # The C fast path accepted the head with the result _scan_head_py
         # would give (a tuple), found it incomplete (None), or defers (False).
         if not scanned:
