@@ -851,6 +851,38 @@ def test_a_repeated_header_block_is_reused_only_when_identical() -> None:
     assert not fourth.keep_alive
 
 
+def test_framing_is_reused_only_for_the_same_framing_lines_and_version() -> None:
+    """A block that differs from the last only outside its framing lines (a
+    cookie) reuses the last framing; other framing lines, or another version
+    with the same lines, are judged again."""
+    p = RequestParser()
+    heads = [
+        (b"GET /1 HTTP/1.1\r\nHost: a\r\nCookie: 1\r\n\r\n", (1, 1), True),
+        (b"GET /2 HTTP/1.1\r\nHost: a\r\nCookie: 2\r\n\r\n", (1, 1), True),
+        (b"GET /3 HTTP/1.1\r\nHost: a\r\nCookie: 3\r\nConnection: close\r\n\r\n", (1, 1), False),
+    ]
+    for data, version, keep_alive in heads:
+        p.feed(data)
+        request = p.next_head()
+        assert request is not None
+        assert (request.version, request.keep_alive) == (version, keep_alive)
+    # Same framing lines as /1 and /2 (Host only), under HTTP/1.0: it closes.
+    p = RequestParser()
+    p.feed(b"GET /1 HTTP/1.1\r\nHost: a\r\nCookie: 1\r\n\r\n")
+    assert p.next_head() is not None
+    p.feed(b"GET /2 HTTP/1.0\r\nHost: a\r\nCookie: 2\r\n\r\n")
+    request = p.next_head()
+    assert request is not None and request.version == (1, 0) and not request.keep_alive
+    assert p.state == ParserState.CLOSED
+    # And the other way: 1.0 first, then 1.1 with the same lines keeps alive.
+    p = RequestParser()
+    p.feed(b"GET /1 HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nCookie: 1\r\n\r\n")
+    assert p.next_head() is not None and p.state == ParserState.HEAD
+    p.feed(b"GET /2 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nCookie: 2\r\n\r\n")
+    request = p.next_head()
+    assert request is not None and request.version == (1, 1) and request.keep_alive
+
+
 def test_headers_split_on_first_use_and_shared_by_a_repeated_block() -> None:
     """The parser validates a block at once but splits it into fields only when
     the headers are first read; two requests with the same block share them."""

@@ -670,6 +670,7 @@ class RequestParser:
         "_buf",
         "_last_block",
         "_last_framing",
+        "_last_found",
         "_last_headers",
         "_last_version",
         "_limits",
@@ -708,6 +709,7 @@ class RequestParser:
         self._last_version = _V11
         self._last_headers: Headers = _headers_from([])
         self._last_framing: _Framing = (True, False, False, 0, False)
+        self._last_found: bytes | None = None  # the framing lines of _last_block
 
     # -- input -------------------------------------------------------------------
 
@@ -891,15 +893,21 @@ class RequestParser:
                 headers._block = block
             else:
                 headers = _headers_from([])
-            # Framing depends on the version, the limits and these fields only.
-            key = (version, self._limits, found)
-            known = _framings.get(key)
-            if known is None:
-                framing = _framing(version, found, self._limits)
-                if len(_framings) < _FRAMINGS_MAX:
-                    _framings[key] = framing
+            # Framing depends on the version, the limits and these fields only:
+            # the same as the last block's when its framing lines are (another
+            # cookie, the same Host and Connection), else maybe known already.
+            if found == self._last_found and version is self._last_version:
+                framing = self._last_framing
             else:
-                framing = known
+                key = (version, self._limits, found)
+                known = _framings.get(key)
+                if known is None:
+                    framing = _framing(version, found, self._limits)
+                    if len(_framings) < _FRAMINGS_MAX:
+                        _framings[key] = framing
+                else:
+                    framing = known
+                self._last_found = found
             self._last_block = block
             self._last_version = version
             self._last_headers = headers
