@@ -998,3 +998,16 @@ def test_next_head_waits_for_a_whole_head_and_raises_like_next_event() -> None:
     assert body.next_head() is not None
     with pytest.raises(RuntimeError, match="waiting for a request head"):
         body.next_head()
+
+
+def test_limits_are_read_only() -> None:
+    # Parsers copy limits and remember framing by them: a change afterwards
+    # would reach some checks and not others, so there is none.
+    limits = Limits(max_body_size=10)
+    with pytest.raises(AttributeError, match="read-only"):
+        limits.max_body_size = 5
+    with pytest.raises(AttributeError, match="read-only"):
+        del limits.max_headers
+    with pytest.raises(AttributeError, match="read-only"):
+        limits.other = 1  # type: ignore[attr-defined]
+    assert limits.max_body_size == 10

@@ -13,6 +13,10 @@ details included). The rest of the parser suite runs both ways through the
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -202,14 +206,52 @@ def test_the_rare_and_the_bad_are_deferred(head: bytes) -> None:
 def test_misuse_raises() -> None:
     assert SCAN_HEAD is not None
     limits = (1, 2, 3, 4)
-    with pytest.raises(TypeError, match="bytes"):
-        SCAN_HEAD(bytearray(GET), 0, None, limits)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="4 limits"):
         SCAN_HEAD(GET, 0, None, (1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        SCAN_HEAD(GET, 0, None, (1, 2, 3, "4"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="out of range"):
         SCAN_HEAD(GET, len(GET) + 1, None, limits)
     with pytest.raises(TypeError, match="4 arguments"):
         SCAN_HEAD(GET, 0, None)  # type: ignore[call-arg]
+
+
+def test_other_buffers_are_deferred() -> None:
+    # A bytes subclass or a bytearray is the Python code's to judge, not an error.
+    class Bytes(bytes):
+        pass
+
+    assert SCAN_HEAD is not None and SCAN_CHUNKS is not None
+    limits = (8190, 8190, 32768, 100)
+    assert SCAN_HEAD(bytearray(GET), 0, None, limits) is False  # type: ignore[arg-type]
+    assert SCAN_HEAD(Bytes(GET), 0, None, limits) is False
+    assert SCAN_CHUNKS(Bytes(CHUNKED_BODY), 0, 100, 100) == (b"", 0, False)
+    both_ways([Bytes(GET), Bytes(CHUNKED_HEAD + CHUNKED_BODY)])
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "max_request_line",
+        "max_field_size",
+        "max_header_block",
+        "max_headers",
+        "max_body_size",
+        "max_chunk_line",
+    ],
+)
+def test_limits_too_large_for_c_are_no_limit(field: str) -> None:
+    # "No limit" written as a huge int: the C side clamps it, and parses as
+    # the Python code does (it raised OverflowError before).
+    for huge in (2**63 - 1, 2**63, 2**64, 10**30):
+        limits = Limits(**{field: huge})
+        data = GET + CHUNKED_HEAD + CHUNKED_BODY
+        with_c = parse_treadle(data, limits)
+        with pure_python_parser():
+            without = parse_treadle(data, limits)
+        assert with_c.accepted and with_c == without
+    assert SCAN_CHUNKS is not None
+    assert SCAN_CHUNKS(CHUNKED_BODY, 0, -(2**70), 2**70) == (b"", 0, False)
 
 
 # -- the whole parser, with and without the fast path --------------------------------
@@ -346,3 +388,18 @@ def test_every_split_of_a_chunked_body() -> None:
     data = CHUNKED_HEAD + CHUNKED_BODY
     for i in range(len(CHUNKED_HEAD), len(data)):
         both_ways([data[:i], data[i:]])
+
+
+def test_the_off_switch() -> None:
+    # TREADLE_NO_EXTENSIONS=1 at start-up runs the parser without the C fast path.
+    code = "from treadle.http import parser; print(parser._scan_head is None)"
+    for env, expected in (({"TREADLE_NO_EXTENSIONS": "1"}, "True"), ({}, "False")):
+        environ = {k: v for k, v in os.environ.items() if k != "TREADLE_NO_EXTENSIONS"}
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == expected

@@ -109,6 +109,9 @@ line are skipped (RFC 9112 2.2; h11 refuses them).
 
 from __future__ import annotations
 
+import os
+
+from . import parser as _parser
 from .body import Body
 from .errors import HTTPError
 from .headers import Headers
@@ -122,6 +125,11 @@ from .parser import (
 )
 from .server import App, HTTPServer, HTTPServerProtocol, ResponseWriter, ServerConfig
 from .writer import DateCache
+
+if os.environ.get("TREADLE_NO_EXTENSIONS"):
+    # The operator's off switch for the parser's C fast path (set at start-up;
+    # the parser module itself reads no environment: it does no IO).
+    _parser._scan_head = _parser._scan_chunks = None
 
 __all__ = [
     "END_OF_MESSAGE",

@@ -224,6 +224,28 @@ framing_fields(const unsigned char *block, Py_ssize_t lines[][2], int n_lines)
     return found;
 }
 
+/* A limit or budget as a Py_ssize_t: an int too large for one is clamped (a
+ * limit that high is as good as none), so no valid Limits makes this raise. */
+static int
+as_size(PyObject *obj, Py_ssize_t *out)
+{
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow > 0 || v > PY_SSIZE_T_MAX) {
+        *out = PY_SSIZE_T_MAX;
+    }
+    else if (overflow < 0 || v < PY_SSIZE_T_MIN) {
+        *out = PY_SSIZE_T_MIN;
+    }
+    else {
+        *out = (Py_ssize_t)v;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(scan_head_doc,
 "scan_head(buf, pos, last, limits)\n"
 "\n"
@@ -249,8 +271,7 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *last = args[2];
     PyObject *limit_tuple = args[3];
     if (!PyBytes_CheckExact(buf)) {
-        PyErr_SetString(PyExc_TypeError, "scan_head() needs bytes");
-        return NULL;
+        Py_RETURN_FALSE; /* a bytes subclass or another buffer: Python's to judge */
     }
     if (!PyTuple_CheckExact(limit_tuple) || PyTuple_GET_SIZE(limit_tuple) != 4) {
         PyErr_SetString(PyExc_TypeError, "scan_head() needs a tuple of 4 limits");
@@ -262,8 +283,7 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t limits[4];
     for (int i = 0; i < 4; i++) {
-        limits[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(limit_tuple, i));
-        if (limits[i] == -1 && PyErr_Occurred()) {
+        if (as_size(PyTuple_GET_ITEM(limit_tuple, i), &limits[i]) < 0) {
             return NULL;
         }
     }
@@ -453,21 +473,17 @@ scan_chunks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *buf = args[0];
-    if (!PyBytes_CheckExact(buf)) {
-        PyErr_SetString(PyExc_TypeError, "scan_chunks() needs bytes");
-        return NULL;
-    }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     if (pos == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t budget = PyLong_AsSsize_t(args[2]);
-    if (budget == -1 && PyErr_Occurred()) {
+    Py_ssize_t budget, max_line;
+    if (as_size(args[2], &budget) < 0 || as_size(args[3], &max_line) < 0) {
         return NULL;
     }
-    Py_ssize_t max_line = PyLong_AsSsize_t(args[3]);
-    if (max_line == -1 && PyErr_Occurred()) {
-        return NULL;
+    if (!PyBytes_CheckExact(buf)) {
+        /* a bytes subclass or another buffer: nothing taken, Python's to judge */
+        return Py_BuildValue("(y#nO)", "", (Py_ssize_t)0, pos, Py_False);
     }
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(buf);
     Py_ssize_t n = PyBytes_GET_SIZE(buf);

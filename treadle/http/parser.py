@@ -103,6 +103,8 @@ class Limits:
     - `max_body_size` (413): bytes of a request body (decoded from chunked);
       1 MiB by default, like aiohttp's `client_max_size`.
     - `max_chunk_line` (400): bytes of a chunk-size line with its extensions.
+
+    Read-only: make new Limits rather than change these.
     """
 
     __slots__ = (
@@ -113,6 +115,12 @@ class Limits:
         "max_headers",
         "max_request_line",
     )
+    max_body_size: int
+    max_chunk_line: int
+    max_field_size: int
+    max_header_block: int
+    max_headers: int
+    max_request_line: int
 
     def __init__(
         self,
@@ -135,12 +143,22 @@ class Limits:
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
-        self.max_request_line = max_request_line
-        self.max_field_size = max_field_size
-        self.max_header_block = max_header_block
-        self.max_headers = max_headers
-        self.max_body_size = max_body_size
-        self.max_chunk_line = max_chunk_line
+        # Read-only once made: parsers copy them (for the C fast path) and
+        # remember framing by them, so a change later would reach some
+        # checks and not others.
+        setattr_ = object.__setattr__
+        setattr_(self, "max_request_line", max_request_line)
+        setattr_(self, "max_field_size", max_field_size)
+        setattr_(self, "max_header_block", max_header_block)
+        setattr_(self, "max_headers", max_headers)
+        setattr_(self, "max_body_size", max_body_size)
+        setattr_(self, "max_chunk_line", max_chunk_line)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Limits are read-only; make new Limits to set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Limits are read-only; {name} cannot be deleted")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
@@ -669,8 +687,8 @@ class RequestParser:
         "_body_seen",
         "_buf",
         "_last_block",
-        "_last_framing",
         "_last_found",
+        "_last_framing",
         "_last_headers",
         "_last_version",
         "_limits",
