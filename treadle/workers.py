@@ -28,24 +28,36 @@ loop, and looks after them:
   seconds of starting, is replaced after a delay that doubles with each such
   death in a row; after `MAX_EARLY_DEATHS` of them the parent gives up (exit 1)
   instead of forking in a loop.
-- **Signals.** SIGTERM or SIGINT to the parent is passed on to every worker as
-  SIGTERM; a worker then stops gracefully (it stops accepting, lets in-flight
-  requests finish with `Connection: close`, closes idle keep-alive
-  connections, runs `on_shutdown` and `on_cleanup`). The parent waits up to
-  `shutdown_timeout + KILL_GRACE` seconds, kills what is left with SIGKILL,
-  and exits 0 (1 if it had to kill). A second signal kills the workers at once.
-  Workers ignore SIGINT, so the Ctrl+C a terminal sends to the whole process
-  group reaches them once, through the parent. A worker whose parent has gone
-  stops by itself.
+- **Signals.** One rule everywhere (`_on_stop_signal`): the first SIGINT or
+  SIGTERM starts a graceful stop; while stopping, a SIGINT cuts it short and a
+  SIGTERM changes nothing. SIGINT is a person at a terminal pressing Ctrl+C
+  again; SIGTERM comes from process managers, which send it to every process
+  at once (systemd's default `KillMode=control-group`, `kill -TERM -PGID`)
+  and may repeat it, so another one must not undo the graceful stop the
+  first asked for.
+  The parent passes the first stop on to every worker as SIGTERM, even though
+  a group signal has reached them already: it cannot tell, and a worker told
+  twice carries on with the stop it is making, quietly. A worker stops
+  gracefully: it stops accepting, lets in-flight requests finish with
+  `Connection: close`, closes idle keep-alive connections, runs `on_shutdown`
+  and `on_cleanup`, and ignores SIGTERM while it closes its loop. The parent
+  waits up to `shutdown_timeout + KILL_GRACE` seconds, kills what is left
+  with SIGKILL, and exits 0 (1 if it had to kill). A SIGINT during the stop
+  kills the workers at once (exit 1); a SIGTERM gets a note and is otherwise
+  ignored. Workers ignore SIGINT, so the Ctrl+C a terminal sends to the
+  whole process group reaches them once, through the parent. A worker whose
+  parent has gone stops by itself.
 
-In a single process the first SIGINT or SIGTERM stops gracefully in the same
-way; a second one abandons the graceful stop (exit 1).
+In a single process the same rule holds: the first SIGINT or SIGTERM stops
+gracefully in the same way, a SIGINT during the stop abandons it (exit 1),
+and a SIGTERM gets a note and is otherwise ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import importlib
 import logging
 import os
@@ -86,6 +98,31 @@ MAX_BACKOFF = 5.0
 KILL_GRACE = 5.0
 """Seconds a stopping worker gets beyond `shutdown_timeout` (for the cleanup signals)."""
 PARENT_CHECK_INTERVAL = 1.0
+
+
+class _Stop(enum.Enum):
+    """What a stop signal does, by `_on_stop_signal`."""
+
+    BEGIN = "begin"
+    """Stop gracefully."""
+    ABANDON = "abandon"
+    """Give the graceful stop up (the single process exits 1; the parent kills its workers)."""
+    IGNORE = "ignore"
+    """Nothing: already stopping gracefully."""
+
+
+def _on_stop_signal(signum: int, stopping: bool) -> _Stop:
+    """The one rule for SIGINT and SIGTERM, followed by the single process, a
+    worker and the parent alike. Only SIGINT cuts a stop short: it is a person
+    at a terminal pressing Ctrl+C again, while SIGTERM comes from process
+    managers that send it to every process of a group (and may send it again),
+    so a repeated SIGTERM must not undo the graceful stop the first asked for."""
+    if not stopping:
+        return _Stop.BEGIN
+    return _Stop.ABANDON if signum == signal.SIGINT else _Stop.IGNORE
+
+
+_ALREADY_STOPPING = "SIGTERM: already stopping gracefully (SIGINT again stops at once)"
 
 
 class AppLoadError(Exception):
@@ -371,7 +408,7 @@ class _ServingProcess:
             try:
                 runner.run(self._serve())
             except asyncio.CancelledError:
-                _error("stopped at once by a second signal; the graceful stop was cut short")
+                _error("stopped at once by a second SIGINT; the graceful stop was cut short")
                 return 1
         return 0
 
@@ -383,14 +420,19 @@ class _ServingProcess:
         task = asyncio.current_task()
         assert task is not None
 
-        def on_signal() -> None:
-            if stopping.is_set():
-                task.cancel()  # a second signal: give up the graceful stop
-            else:
+        def on_signal(signum: int) -> None:
+            action = _on_stop_signal(signum, stopping.is_set())
+            if action is _Stop.BEGIN:
                 stopping.set()
+            elif action is _Stop.ABANDON:
+                task.cancel()
+            elif self.parent_pid is None:
+                # A worker says nothing: its parent passing a group's SIGTERM
+                # on is the usual way for it to be told twice.
+                _note(_ALREADY_STOPPING)
 
         for sig in self.stop_signals:
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             options = self.options
             app = await options.target.application(self.loaded)
@@ -413,8 +455,18 @@ class _ServingProcess:
             finally:
                 await runner.cleanup()
         finally:
-            for sig in self.stop_signals:
-                loop.remove_signal_handler(sig)
+            # Removing the loop's handler restores the default action, which
+            # for SIGTERM ends the process: a late one (the parent passing on
+            # a signal the worker had already) would cut short the loop's
+            # close that follows. So SIGTERM is ignored from here on, set
+            # while it is blocked so that none arrives in between.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                for sig in self.stop_signals:
+                    loop.remove_signal_handler(sig)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     async def _until_stopped(self, stopping: asyncio.Event) -> None:
         if self.parent_pid is None:
@@ -441,6 +493,7 @@ def _serve_single(options: ServeOptions) -> int:
     except OSError as exc:
         _error(f"cannot listen: {exc}")
         return 1
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         return _ServingProcess(
             options,
@@ -453,6 +506,9 @@ def _serve_single(options: ServeOptions) -> int:
         _error(str(exc))
         return EXIT_APP_ERROR
     finally:
+        if previous is not None:  # None: not set from Python, nothing to restore
+            # The serving ignored SIGTERM once done: the caller's handler comes back.
+            signal.signal(signal.SIGTERM, previous)
         for listener in listeners:
             listener.close()
 
@@ -608,10 +664,13 @@ class _Supervisor:
         for signum in data:
             if signum not in (signal.SIGINT, signal.SIGTERM):
                 continue  # SIGCHLD: _reap() looks after it
-            if not self.stopping:
+            action = _on_stop_signal(signum, self.stopping)
+            if action is _Stop.BEGIN:
                 self._stop(0)
+            elif action is _Stop.IGNORE:
+                _note(_ALREADY_STOPPING)
             elif not self.killed:
-                _note("second signal: killing the workers")
+                _note("second SIGINT: killing the workers")
                 self.status = 1
                 self._kill_all()
 

@@ -51,11 +51,21 @@ async def pid(request):
     return web.Response(text=str(os.getpid()))
 
 
+IN_FLIGHT = 0  # /slow requests this process is serving
+
+
 async def slow(request):
-    # In flight until the test creates the file "release".
-    (HERE / "started").write_text(str(os.getpid()))
-    while not (HERE / "release").exists():
-        await asyncio.sleep(0.01)
+    # In flight until the test creates the file "release"; each one adds a
+    # line with its process's pid to the file "started" as it starts.
+    global IN_FLIGHT
+    IN_FLIGHT += 1
+    try:
+        with open(HERE / "started", "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        while not (HERE / "release").exists():
+            await asyncio.sleep(0.01)
+    finally:
+        IN_FLIGHT -= 1
     return web.Response(text="done")
 
 
@@ -79,8 +89,30 @@ async def block(request):
 
 
 async def record_cleanup(app):
+    # "PID IN_FLIGHT": cleanup comes after the drain, so IN_FLIGHT must be 0.
     with open(HERE / "cleanup.log", "a") as f:
-        f.write(f"{os.getpid()}\\n")
+        f.write(f"{os.getpid()} {IN_FLIGHT}\\n")
+
+
+LEFT_RUNNING = set()
+
+
+async def leave_a_task_running(app):
+    # A task the app never stops: closing the loop cancels it, and it then
+    # holds the close until the test creates the file "let-go".
+    async def lingering():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            with open(HERE / "lingering", "a") as f:
+                f.write(f"{os.getpid()}\\n")
+            while not (HERE / "let-go").exists():
+                await asyncio.sleep(0.01)
+            with open(HERE / "lingered", "a") as f:
+                f.write(f"{os.getpid()}\\n")
+            raise
+
+    LEFT_RUNNING.add(asyncio.get_running_loop().create_task(lingering()))
 
 
 def make_app():
@@ -90,6 +122,12 @@ def make_app():
     app.router.add_get("/block", block)
     app.router.add_get("/hang", hang)
     app.on_cleanup.append(record_cleanup)
+    return app
+
+
+def make_lingering_app():
+    app = make_app()
+    app.on_startup.append(leave_a_task_running)
     return app
 
 
@@ -133,6 +171,21 @@ def contents(path: Path) -> str:
         return ""
 
 
+def lines(path: Path) -> list[str]:
+    """The file's complete lines (one being written is left out)."""
+    text = contents(path)
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
+def cleanups(app_dir: Path) -> dict[int, int]:
+    """pid -> requests still in flight when that process ran `on_cleanup`."""
+    found = {}
+    for line in lines(app_dir / "cleanup.log"):
+        pid, in_flight = line.split()
+        found[int(pid)] = int(in_flight)
+    return found
+
+
 def wait_for(predicate: Callable[[], Any], what: str) -> Any:
     """Poll `predicate` until it returns something true; fail after DEADLINE."""
     end = time.monotonic() + DEADLINE
@@ -163,6 +216,11 @@ class Running:
         """SIGTERM, and the exit status."""
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(DEADLINE)
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the whole process group, as a terminal's Ctrl+C, systemd's
+        default stop or `kill -TERM -PGID` do."""
+        os.killpg(self.proc.pid, signum)
 
 
 def subprocess_env() -> dict[str, str]:
@@ -419,8 +477,119 @@ def test_sigterm_stops_gracefully(app_dir: Path, workers: int) -> None:
         assert body == b"done"
         assert server.proc.wait(DEADLINE) == 0
         # Each worker ran its cleanup signals; the access log was off.
-        assert len((app_dir / "cleanup.log").read_text().split()) == workers
+        assert len(cleanups(app_dir)) == workers
         assert "GET /" not in server.stderr
+
+
+def test_sigterm_to_the_process_group_lets_every_worker_drain(app_dir: Path) -> None:
+    """What systemd's default stop and `kill -TERM -PGID` do: the signal
+    reaches the parent and each worker, and the parent passes it on too. A
+    worker told twice goes on with its drain."""
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", "3", "--shutdown-timeout", "60"
+    ) as server:
+        requests = [send_raw(server.port, "/slow") for _ in range(8)]
+
+        def all_started() -> list[str]:
+            started = lines(app_dir / "started")
+            return started if len(started) == 8 else []
+
+        try:
+            busy = {int(pid) for pid in wait_for(all_started, "8 requests in flight")}
+            server.signal_group(signal.SIGTERM)
+            wait_for(lambda: refused(server.port), "the listening sockets to close")
+            # The kernel merges a signal still pending with the same one sent
+            # again, so the parent's SIGTERM may reach a worker as one delivery
+            # with the group's. Once more, then, for certain during the drain.
+            for pid in busy:
+                with suppress(ProcessLookupError):  # gone: the answers below tell why
+                    os.kill(pid, signal.SIGTERM)
+            assert server.proc.poll() is None  # the parent waits for the drain
+            (app_dir / "release").touch()
+            answers = [read_all(sock).partition(b"\r\n\r\n") for sock in requests]
+        finally:
+            for sock in requests:
+                sock.close()
+        assert [head.partition(b"\r\n")[0] for head, _, _ in answers] == [b"HTTP/1.1 200 OK"] * 8
+        assert [body for _, _, body in answers] == [b"done"] * 8
+        assert server.proc.wait(DEADLINE) == 0
+        done = cleanups(app_dir)
+        assert len(done) == 3 and set(done.values()) == {0}
+        assert busy <= set(done)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_sigterm_does_not_cut_the_drain_short(app_dir: Path, workers: int) -> None:
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--shutdown-timeout", "60"
+    ) as server:
+        in_flight = send_raw(server.port, "/slow")
+        try:
+            wait_for(lambda: lines(app_dir / "started"), "the slow request to start")
+            server.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: refused(server.port), "the listening sockets to close")
+            server.proc.send_signal(signal.SIGTERM)
+            wait_for(
+                lambda: "already stopping" in server.stderr or server.proc.poll() is not None,
+                "the second SIGTERM to be noted",
+            )
+            assert server.proc.poll() is None
+            (app_dir / "release").touch()
+            head, _, body = read_all(in_flight).partition(b"\r\n\r\n")
+        finally:
+            in_flight.close()
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert body == b"done"
+        assert server.proc.wait(DEADLINE) == 0
+        assert "treadle run: SIGTERM: already stopping gracefully" in server.stderr
+        done = cleanups(app_dir)
+        assert len(done) == workers and set(done.values()) == {0}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_twice_cuts_the_drain_short(app_dir: Path, workers: int) -> None:
+    """Ctrl+C reaches the whole process group; pressed again while the drain
+    waits, it gives the drain up. The slow request is never released and the
+    drain could take a minute, so the process ending at all shows it."""
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--shutdown-timeout", "60"
+    ) as server:
+        in_flight = send_raw(server.port, "/slow")
+        try:
+            wait_for(lambda: lines(app_dir / "started"), "the slow request to start")
+            server.signal_group(signal.SIGINT)
+            wait_for(lambda: refused(server.port), "the listening sockets to close")
+            server.signal_group(signal.SIGINT)
+            assert server.proc.wait(DEADLINE) == 1
+        finally:
+            in_flight.close()
+        if workers == 1:
+            assert "stopped at once by a second SIGINT" in server.stderr
+        else:
+            assert "second SIGINT: killing the workers" in server.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sigterm_while_closing_the_loop_is_ignored(app_dir: Path, workers: int) -> None:
+    """The parent passes a stop on as SIGTERM even to workers that had the
+    signal themselves, so it may reach one that has drained and is closing
+    its loop. That does not end the process before its close is done."""
+    with treadle_run(
+        app_dir, "cliapp:make_lingering_app", "--factory", "--port", "0", "--workers", str(workers)
+    ) as server:
+        server.signal_group(signal.SIGTERM)
+        # The app's leftover task holds each process in its loop's close.
+        closing = wait_for(
+            lambda: len(lines(app_dir / "lingering")) == workers and lines(app_dir / "lingering"),
+            "the loops to close",
+        )
+        # A late SIGTERM, as from the parent (with one process: to itself).
+        for pid in map(int, closing):
+            os.kill(pid, signal.SIGTERM)
+        (app_dir / "let-go").touch()
+        assert server.proc.wait(DEADLINE) == 0
+        assert len(lines(app_dir / "lingered")) == workers
+        assert len(cleanups(app_dir)) == workers
 
 
 def test_two_workers_answer_and_a_killed_one_is_replaced(app_dir: Path) -> None:
@@ -449,9 +618,7 @@ def test_two_workers_answer_and_a_killed_one_is_replaced(app_dir: Path) -> None:
         assert f"worker {victim} was killed by SIGKILL; starting another" in server.stderr
         assert server.stop() == 0
         # The killed worker ran no cleanup; the survivor and the new one did.
-        assert sorted(map(int, (app_dir / "cleanup.log").read_text().split())) == sorted(
-            seen - {victim}
-        )
+        assert sorted(cleanups(app_dir)) == sorted(seen - {victim})
 
 
 def test_unix_socket_shared_by_two_workers(app_dir: Path) -> None:
