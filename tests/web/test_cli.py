@@ -16,6 +16,7 @@ import http.client
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import pytest
 from tests.conftest import run
 from treadle import web
 from treadle.cli import main
+from treadle.web.runner import SERVING_GC_THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0  # seconds: a bound on waiting for something that must happen
@@ -38,6 +40,7 @@ DEADLINE = 20.0  # seconds: a bound on waiting for something that must happen
 APP_SOURCE = '''
 """The app `treadle run` serves in tests/web/test_cli.py."""
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -67,6 +70,10 @@ async def slow(request):
     finally:
         IN_FLIGHT -= 1
     return web.Response(text="done")
+
+
+async def gc_state(request):
+    return web.Response(text=f"{gc.get_threshold()} {gc.get_freeze_count()}")
 
 
 async def hang(request):
@@ -121,6 +128,7 @@ def make_app():
     app.router.add_get("/slow", slow)
     app.router.add_get("/block", block)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/gc", gc_state)
     app.on_cleanup.append(record_cleanup)
     return app
 
@@ -456,17 +464,18 @@ def test_handler_cancellation_flag(app_dir: Path) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_stops_gracefully(app_dir: Path, workers: int) -> None:
     with treadle_run(
-        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--shutdown-timeout", "20"
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--shutdown-timeout", "60"
     ) as server:
         assert server.banner.endswith(f"({workers} worker{'s' if workers > 1 else ''}) ========")
         assert fetch(server.port, "/pid")[0] == 200
         in_flight = send_raw(server.port, "/slow")
         try:
-            wait_for((app_dir / "started").exists, "the slow request to start")
+            busy = int(wait_for(lambda: lines(app_dir / "started"), "the slow request to start")[0])
             server.proc.send_signal(signal.SIGTERM)
             # New connections are refused while the request is still in flight...
             wait_for(lambda: refused(server.port), "the listening sockets to close")
-            assert not (app_dir / "cleanup.log").exists() or workers > 1
+            # ...and the process serving it has not cleaned up (an idle worker may have).
+            assert busy not in cleanups(app_dir)
             (app_dir / "release").touch()
             # ...which completes, and says the connection closes.
             head, _, body = read_all(in_flight).partition(b"\r\n\r\n")
@@ -476,8 +485,10 @@ def test_sigterm_stops_gracefully(app_dir: Path, workers: int) -> None:
         assert b"\r\nConnection: close" in head
         assert body == b"done"
         assert server.proc.wait(DEADLINE) == 0
-        # Each worker ran its cleanup signals; the access log was off.
-        assert len(cleanups(app_dir)) == workers
+        # Each worker ran its cleanup signals, after its drain; the access log was off.
+        done = cleanups(app_dir)
+        assert len(done) == workers and busy in done
+        assert set(done.values()) == {0}
         assert "GET /" not in server.stderr
 
 
@@ -642,6 +653,79 @@ def test_unix_socket_shared_by_two_workers(app_dir: Path) -> None:
         assert other_pid != blocked_pid
         assert server.stop() == 0
     assert not os.path.exists(path)
+
+
+def listening_sockets(port: int) -> list[tuple[int, set[int]]]:
+    """Each socket listening on the TCP port, as the kernel reports it to
+    `ss`: its backlog (for a listening socket `ss` shows it as Send-Q) and
+    the pids of the processes that hold it."""
+    if not sys.platform.startswith("linux") or shutil.which("ss") is None:
+        pytest.skip("needs Linux and ss (iproute2)")
+    out = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        _state, _recv_q, send_q, *_ = line.split()
+        found.append((int(send_q), {int(pid) for pid in re.findall(r"pid=(\d+)", line)}))
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_backlog_is_the_listen_queue_length(app_dir: Path, workers: int) -> None:
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), "--backlog", "37"
+    ) as server:
+        assert [backlog for backlog, _ in listening_sockets(server.port)] == [37] * workers
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_no_reuse_port_shares_one_socket(app_dir: Path, reuse_port: bool) -> None:
+    flag = [] if reuse_port else ["--no-reuse-port"]
+    with treadle_run(app_dir, "cliapp:app", "--port", "0", "--workers", "2", *flag) as server:
+        sockets = listening_sockets(server.port)
+        parent = server.proc.pid
+        if reuse_port:
+            # One socket per worker; the parent's is bound but not listening.
+            assert len(sockets) == 2
+            (_, first), (_, second) = sockets
+            assert len(first) == len(second) == 1 and first != second
+            assert parent not in first | second
+        else:
+            # One socket, which the parent listens on and both workers inherit.
+            assert len(sockets) == 1
+            (_, holders) = sockets[0]
+            assert parent in holders and len(holders) == 3
+        assert server.stop() == 0
+
+
+def interpreter_gc_defaults() -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", "import gc; print(gc.get_threshold(), gc.get_freeze_count())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("tuning", [True, False])
+def test_no_gc_tuning_leaves_the_collector_alone(app_dir: Path, workers: int, tuning: bool) -> None:
+    flag = [] if tuning else ["--no-gc-tuning"]
+    with treadle_run(
+        app_dir, "cliapp:app", "--port", "0", "--workers", str(workers), *flag
+    ) as server:
+        status, _, body = fetch(server.port, "/gc")
+        assert status == 200
+        threshold, _, frozen = body.decode().rpartition(" ")
+        if tuning:
+            assert threshold == str(SERVING_GC_THRESHOLDS)
+            assert int(frozen) > 0
+        else:
+            assert f"{threshold} {frozen}" == interpreter_gc_defaults()
+        assert server.stop() == 0
 
 
 # -- web.run_app in-process --------------------------------------------------------------------
