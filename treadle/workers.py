@@ -408,7 +408,7 @@ class _ServingProcess:
             try:
                 runner.run(self._serve())
             except asyncio.CancelledError:
-                _error("stopped at once by a second SIGINT; the graceful stop was cut short")
+                _error("SIGINT while stopping: the graceful stop was cut short")
                 return 1
         return 0
 
@@ -670,7 +670,7 @@ class _Supervisor:
             elif action is _Stop.IGNORE:
                 _note(_ALREADY_STOPPING)
             elif not self.killed:
-                _note("second SIGINT: killing the workers")
+                _note("SIGINT while stopping: killing the workers")
                 self.status = 1
                 self._kill_all()
 
