@@ -19,10 +19,10 @@ MODULES = sorted(HTTP_DIR.glob("*.py"))
 IO_MODULES = {"asyncio", "socket", "selectors", "ssl", "time", "threading", "select", "os"}
 
 
-def imported(path: Path) -> set[str]:
-    """Absolute names of every module `path` imports (relative ones resolved)."""
+def imported(path: Path, package: str = "treadle.http") -> set[str]:
+    """Absolute names of every module `path` (in `package`) imports, relative
+    ones resolved."""
     tree = ast.parse(path.read_text(), str(path))
-    package = "treadle.http"
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

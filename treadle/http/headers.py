@@ -20,9 +20,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import overload
 
-__all__ = ["Headers"]
+__all__ = ["Headers", "split_list"]
 
 _Field = tuple[bytes, bytes, bytes]
+
+
+def split_list(value: bytes) -> list[bytes]:
+    """The lower-cased members of a comma-separated list field (`Connection`,
+    `Upgrade`, `Transfer-Encoding`...), empty ones dropped (RFC 9110 5.6.1
+    asks recipients to ignore empty list elements). One implementation for
+    every list field the server and the WebSocket handshake read."""
+    value = value.lower()
+    if b"," not in value:  # the common case: one member
+        return [value] if value else []
+    return [item for item in (part.strip(b" \t") for part in value.split(b",")) if item]
 
 
 def _key(name: str | bytes) -> bytes:

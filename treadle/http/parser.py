@@ -64,7 +64,7 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from .errors import HTTPError
-from .headers import Headers
+from .headers import Headers, split_list
 
 _ScanHead = Callable[
     [bytes, int, "bytes | None", tuple[int, int, int, int]],
@@ -444,15 +444,6 @@ def _excerpt(data: bytes, limit: int = 40) -> str:
     return text + ("..." if len(data) > limit else "")
 
 
-def _split_list(value: bytes) -> list[bytes]:
-    """The lower-cased members of a comma-separated list field, empty ones dropped
-    (RFC 9110 5.6.1 asks recipients to ignore empty list elements)."""
-    value = value.lower()
-    if b"," not in value:  # the common case: one member
-        return [value] if value else []
-    return [item for item in (part.strip(b" \t") for part in value.split(b",")) if item]
-
-
 def _bad_line_endings(data: bytes) -> HTTPError | None:
     """An error if `data` holds a bare CR or bare LF (one not part of CRLF)."""
     crlf = data.count(b"\r\n")
@@ -585,7 +576,7 @@ def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
         # RFC 9112 6.1: framing of an HTTP/1.0 message with Transfer-Encoding
         # is faulty; a 1.0 client cannot send chunked.
         raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
-    codings = _split_list(b",".join(values))
+    codings = split_list(b",".join(values))
     if not codings or codings[-1] != b"chunked":
         raise HTTPError(400, "Transfer-Encoding whose final coding is not chunked")
     for coding in codings[:-1]:
@@ -632,7 +623,7 @@ def _framing(version: tuple[int, int], found: bytes, limits: Limits) -> _Framing
             else:
                 codings.append(value)
         elif lname == _CONNECTION:
-            connection.extend(_split_list(value))
+            connection.extend(split_list(value))
         elif lname == _EXPECT:
             expect = value
         else:  # Upgrade
