@@ -27,6 +27,13 @@ pytest-asyncio needed):
 
 Outside pytest: `with SyncTestClient(app) as client: ...`.
 
+WebSockets, with the API of aiohttp's client WebSocket:
+
+    async with TestClient(app) as client:
+        async with await client.ws_connect("/chat") as ws:
+            await ws.send_str("hello")
+            msg = await ws.receive()
+
 The server listens on 127.0.0.1 with a free port and runs the application's
 full lifecycle (startup, cleanup); the client speaks HTTP/1.1 over one
 keep-alive connection (a new one if the server closed it) and reads each
@@ -54,8 +61,18 @@ from typing import Any, TypeVar
 from .http.headers import Headers
 from .web.app import Application
 from .web.runner import AppRunner, TCPSite
+from .websocket.codec import DEFAULT_MAX_MSG_SIZE, Codec
+from .websocket.connection import WebSocketMethods, WebSocketProtocol
+from .websocket.handshake import HandshakeError, client_check, client_request
 
-__all__ = ["ClientResponse", "SyncTestClient", "TestClient", "TestServer"]
+__all__ = [
+    "ClientResponse",
+    "SyncTestClient",
+    "TestClient",
+    "TestServer",
+    "TestWebSocket",
+    "WSServerHandshakeError",
+]
 
 T = TypeVar("T")
 
@@ -229,29 +246,141 @@ class TestClient:
         """An OPTIONS request."""
         return await self.request("OPTIONS", path, **kwargs)
 
+    async def ws_connect(
+        self,
+        path: str,
+        *,
+        protocols: Iterable[str] = (),
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        compress: bool = True,
+        max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
+        autoping: bool = True,
+        autoclose: bool = True,
+        heartbeat: float | None = None,
+        receive_timeout: float | None = None,
+        timeout: float = 10.0,
+    ) -> TestWebSocket:
+        """Open a WebSocket to `path` on a connection of its own; raises
+        `WSServerHandshakeError` if the server does not accept it. The
+        arguments mean what they do for aiohttp's `ws_connect`."""
+        offered = tuple(protocols)
+        key, fields = client_request(protocols=offered, compress=compress)
+        lines = [f"GET {path} HTTP/1.1", f"Host: {self.server.host}:{self.server.port}"]
+        lines += [f"{name}: {value}" for name, value in [*fields, *_pairs(headers)]]
+        loop = asyncio.get_running_loop()
+        transport, handshake = await loop.create_connection(
+            _HandshakeReader, self.server.host, self.server.port
+        )
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        try:
+            head, rest = await handshake.head
+            status, _, _, response_headers = _parse_head(head)
+            protocol, deflate = client_check(
+                status, response_headers, key, protocols=offered, compress=compress
+            )
+        except HandshakeError as exc:
+            transport.close()
+            raise WSServerHandshakeError(exc.status, str(exc)) from None
+        except BaseException:
+            transport.close()
+            raise
+        ws = WebSocketProtocol(
+            Codec(client=True, max_msg_size=max_msg_size, deflate=deflate),
+            protocol=protocol,
+            autoping=autoping,
+            autoclose=autoclose,
+            heartbeat=heartbeat,
+            receive_timeout=receive_timeout,
+            close_timeout=timeout,
+        )
+        transport.set_protocol(ws)
+        ws.connection_made(transport)
+        if rest:
+            ws.data_received(rest)
+        return TestWebSocket(ws, status, response_headers)
+
+
+class WSServerHandshakeError(Exception):
+    """The server did not accept a WebSocket handshake: `status` is what it
+    answered (aiohttp's name)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TestWebSocket(WebSocketMethods):
+    """A client WebSocket made by `TestClient.ws_connect()`: `receive()`,
+    `send_str()`, `close()`, `async for`... as aiohttp's client has them;
+    also an async context manager that closes it."""
+
+    __test__ = False
+    __slots__ = ("_ws", "headers", "status")
+
+    def __init__(self, ws: WebSocketProtocol, status: int, headers: Headers) -> None:
+        self._ws = ws
+        #: The handshake's answer: its status (101) and header fields.
+        self.status = status
+        self.headers = headers
+
+    async def __aenter__(self) -> TestWebSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+        ws = self._ws
+        if ws is not None and ws.transport is not None:
+            ws.transport.close()  # the server closes first; do not wait on it here
+
+
+class _HandshakeReader(asyncio.Protocol):
+    """Reads the answer to a WebSocket handshake: the head, and whatever
+    came after it (the first frames, which belong to the WebSocket)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self.head: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        end = self._buf.find(b"\r\n\r\n")
+        if end >= 0 and not self.head.done():
+            self.head.set_result((self._buf[: end + 4], self._buf[end + 4 :]))
+        elif len(self._buf) > 65536 and not self.head.done():
+            self.head.set_exception(ValueError("the handshake's answer has no end"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head.done():
+            self.head.set_exception(
+                ConnectionResetError("the server closed the connection during the handshake")
+            )
+
 
 def _pairs(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
 
 
+def _parse_head(head: bytes) -> tuple[int, str, str, Headers]:
+    """Status, version, reason and fields of a response head (CRLF lines,
+    the blank line included or not)."""
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    raw = []
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            raw.append((name.encode("latin-1"), value.strip(" \t").encode("latin-1")))
+    return int(code), version, reason, Headers(raw)
+
+
 async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> ClientResponse:
     """Read one HTTP/1.1 response (1xx interim responses are skipped)."""
     while True:
-        status_line = (await reader.readuntil(b"\r\n")).decode("latin-1").rstrip("\r\n")
-        version, _, rest = status_line.partition(" ")
-        code, _, reason = rest.partition(" ")
-        raw: list[tuple[bytes, bytes]] = []
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.rstrip(b"\r\n").partition(b":")
-            raw.append((name, value.strip()))
-        status = int(code)
+        status, version, reason, headers = _parse_head(await reader.readuntil(b"\r\n\r\n"))
         if 100 <= status < 200 and status != 101:
             continue
         break
-    headers = Headers(raw)
     if method == "HEAD" or status in (204, 304) or status < 200:
         body = b""
     elif (headers.get("Transfer-Encoding") or "").lower() == "chunked":

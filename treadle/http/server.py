@@ -52,7 +52,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final, Protocol, cast
 
 from .body import EMPTY_BODY, Body
 from .eager import EagerTaskStarter, HostTaskStarter, handler_starter
@@ -72,13 +72,40 @@ from .writer import (
     status_line,
 )
 
-__all__ = ["App", "HTTPServer", "HTTPServerProtocol", "ResponseWriter", "ServerConfig"]
+__all__ = [
+    "App",
+    "HTTPServer",
+    "HTTPServerProtocol",
+    "ResponseWriter",
+    "ServerConfig",
+    "Upgraded",
+]
 
 logger = logging.getLogger("treadle.http")
 
 #: The application callback: called once per request, in order, per connection;
 #: it returns a coroutine (an `async def` function), which runs as the handler.
 App = Callable[[Request, Body, "ResponseWriter"], Coroutine[Any, Any, None]]
+
+
+class Upgraded(Protocol):
+    """What `ResponseWriter.upgrade()` hands a connection to (a WebSocket, say):
+    an `asyncio.Protocol` with two more methods, so that the server can still
+    stop it gracefully and close it when its handler ends."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> bool | None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+    def shutdown(self) -> None:
+        """The server is stopping: end the connection gracefully, soon (it
+        is aborted after the server's shutdown timeout)."""
+
+    def handler_ended(self, exc: BaseException | None) -> None:
+        """The handler of the request that upgraded returned (or raised)."""
 
 
 class ServerConfig:
@@ -557,6 +584,19 @@ class ResponseWriter:
             raise RuntimeError("detach() needs a sent 101 response (or a 2xx to CONNECT)")
         return self._conn._detach()
 
+    def upgrade(self, protocol: Upgraded) -> None:
+        """Hand the connection to `protocol` after a sent 101.
+
+        Unlike `detach()`, the server keeps the connection: `protocol` gets
+        `connection_made()` at once, then the bytes the client sent after
+        the request head, then every later event of the transport; the
+        server's shutdown calls its `shutdown()` (and aborts it after the
+        shutdown timeout), and the end of the handler its `handler_ended()`.
+        """
+        if self.status != 101 or self._state == _IDLE:
+            raise RuntimeError("upgrade() needs a sent 101 response")
+        self._conn._upgrade(protocol)
+
 
 class HTTPServerProtocol(asyncio.Protocol):
     """Serves HTTP/1.1 on one connection by calling `app` for each request.
@@ -575,6 +615,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_deadline",
         "_deadline_kind",
         "_drain_waiter",
+        "_inner",
         "_loop",
         "_parse_failed",
         "_parser",
@@ -631,6 +672,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._parse_failed = False
         self._peer_eof = False
         self._upgraded = False
+        self._inner: Upgraded | None = None  # the protocol upgrade() handed over to
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -658,6 +700,8 @@ class HTTPServerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed the parser and serve whatever requests are now complete."""
         if self._parse_failed or self._upgraded:
+            if self._inner is not None:
+                self._inner.data_received(data)
             return
         parser = self._parser
         parser.feed(data)
@@ -710,6 +754,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         is taken as gone (a half-closed client cannot be told from a closed
         one until a write fails): the connection closes and the handler is
         cancelled."""
+        if self._inner is not None:
+            return bool(self._inner.eof_received())
         self._peer_eof = True
         task = self._task
         if (
@@ -729,6 +775,8 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail whatever waits on this connection; the handler finishes on its own."""
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
         self._transport = None
         self._closing = True
         starter = self._starter
@@ -763,6 +811,8 @@ class HTTPServerProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The transport's buffer is full: writers wait in `drain()`."""
         self._writing_paused = True
+        if self._inner is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
         """The transport's buffer drained: wake writers."""
@@ -775,6 +825,8 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self._inner is not None:
+            self._inner.resume_writing()
 
     # -- the request pipeline ------------------------------------------------------
 
@@ -957,6 +1009,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         request, body, writer = current
         self._current = None
         if self._upgraded:
+            if self._inner is not None:
+                self._inner.handler_ended(exc)
             return
         if writer.status == 101 or (request.method == "CONNECT" and 200 <= writer.status < 300):
             logger.error("handler for %r switched protocols without detach()", request)
@@ -1138,6 +1192,25 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._server._forget(self)
         return transport, self._parser.trailing_data
 
+    def _upgrade(self, protocol: Upgraded) -> None:
+        transport = self._live_transport()
+        self._upgraded = True
+        self._inner = protocol
+        if self._starter is not None:
+            self._starter.close()  # no more requests: its host ends with this handler
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        protocol.connection_made(transport)
+        if self._writing_paused:
+            protocol.pause_writing()
+        trailing = self._parser.trailing_data
+        if trailing and self._transport is not None:
+            protocol.data_received(trailing)
+
     def _peer(self) -> object:
         transport = self._transport
         return transport.get_extra_info("peername") if transport is not None else None
@@ -1198,6 +1271,9 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def _shutdown(self) -> None:
         """Finish the request in flight (if any) and close; close now if idle."""
+        if self._inner is not None:
+            self._inner.shutdown()
+            return
         self._closing = True
         if self._current is None and not self._queue:
             self._close_transport()

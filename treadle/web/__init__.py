@@ -20,6 +20,7 @@ of `router`, `app` and `request`, and docs/web.md.
 
 from __future__ import annotations
 
+from ..websocket import WebSocketError, WSCloseCode, WSMessage, WSMsgType
 from .app import AppKey, Application, CleanupContext, Signal, middleware
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
@@ -51,6 +52,7 @@ from .router import (
     view,
 )
 from .runner import AppRunner, BaseSite, GracefulExit, SockSite, TCPSite, UnixSite, run_app
+from .websocket import WebSocketReady, WebSocketResponse
 
 __all__ = [
     "URL",
@@ -89,6 +91,12 @@ __all__ = [
     "UnixSite",
     "UrlDispatcher",
     "View",
+    "WSCloseCode",
+    "WSMessage",
+    "WSMsgType",
+    "WebSocketError",
+    "WebSocketReady",
+    "WebSocketResponse",
     "delete",
     "get",
     "head",

@@ -22,6 +22,7 @@ The modules but `connection` do no IO (a test keeps it so).
 from __future__ import annotations
 
 from .codec import DEFAULT_MAX_MSG_SIZE, Codec
+from .connection import WebSocketMethods, WebSocketProtocol
 from .deflate import DeflateParams
 from .frames import WebSocketError, WSCloseCode, WSMessage, WSMsgType
 from .handshake import (
@@ -43,6 +44,8 @@ __all__ = [
     "WSMessage",
     "WSMsgType",
     "WebSocketError",
+    "WebSocketMethods",
+    "WebSocketProtocol",
     "accept_key",
     "client_check",
     "client_request",
