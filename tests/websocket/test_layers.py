@@ -42,3 +42,11 @@ def test_websocket_imports_only_the_http_headers(path: Path) -> None:
             assert name.startswith(("treadle.websocket", "treadle.http.headers")), (
                 f"{path.name} imports {name}"
             )
+
+
+def test_the_c_fast_path_does_no_io() -> None:
+    # _speedups.c, the codec's optional masking, is held to the same rule: it
+    # includes nothing but Python's API and the C string functions.
+    source = (WS_DIR / "_speedups.c").read_text()
+    includes = {line.split()[1] for line in source.splitlines() if line.startswith("#include")}
+    assert includes == {"<Python.h>", "<stdint.h>", "<string.h>"}, includes

@@ -5,11 +5,14 @@ with a close code, never raising."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from treadle.websocket.codec import Codec
 from treadle.websocket.deflate import DeflateParams
 from treadle.websocket.frames import WebSocketError, WSMsgType
+
+pytestmark = pytest.mark.usefixtures("mask_impl")
 
 messages = st.lists(
     st.one_of(
