@@ -592,3 +592,22 @@ def test_a_thousand_connections_leave_nothing_behind(loop: asyncio.AbstractEvent
         await server.close()
 
     run(loop, main(), timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("last", "code"),
+    [(client_frame(OP_CLOSE, close_payload(1000)), 1000), (client_frame(3, b""), 1002)],
+    ids=["close", "broken-rule"],
+)
+def test_answers_to_messages_in_the_same_read_go_before_the_close(
+    loop: asyncio.AbstractEventLoop, last: bytes, code: int
+) -> None:
+    async def scenario(client: TestClient) -> None:
+        reader, writer = await raw_ws(client.port)
+        writer.write(client_frame(OP_TEXT, b"first") + last)  # one segment
+        assert await read_frame(reader) == (OP_TEXT, b"first")
+        assert await read_frame(reader) == (OP_CLOSE, close_payload(code))
+        assert await reader.read() == b""
+        writer.close()
+
+    serve(loop, echo_app(), scenario)

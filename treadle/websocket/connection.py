@@ -18,10 +18,11 @@ Decisions:
 - **A message goes straight to a waiting `receive()`**: the future the
   application awaits gets it, with no queue in between.
 - **The close handshake is the protocol's.** With `autoclose` (the default)
-  the peer's close frame is answered at once, in the read that brought it,
-  with the peer's code (or none, if it sent none), even while the
-  application is busy; the application still reads the messages before it
-  and then the CLOSE message. A close we start (`close()`, the end of the
+  the peer's close frame is answered soon after the read that brought it
+  (once a handler woken by the messages before it has taken its step, so its
+  answers go first), with the peer's code (or none, if it sent none), even
+  while the application is busy; the application still reads the messages
+  before it and then the CLOSE message. A close we start (`close()`, the end of the
   handler, a server shutdown with 1001) waits `close_timeout` seconds for
   the peer's close frame, then gives up on it and aborts. Once both frames
   have passed, the server closes the TCP connection at once; the client
@@ -200,10 +201,17 @@ class WebSocketProtocol(asyncio.Protocol):
             elif kind is _PONG:
                 if not self._autoping:
                     self._deliver(msg)
-            elif kind is _CLOSE:
-                self._on_close_frame(msg)
             else:
-                self._fail(msg[1])
+                # A close frame, or an ERROR for a broken rule: both end the
+                # input. They are acted on once the messages this read
+                # delivered have had their turn (call_soon runs in order, and
+                # a receive() woken by one was scheduled first), so a handler's
+                # answers to them go out before our close frame.
+                assert self._loop is not None
+                if kind is _CLOSE:
+                    self._loop.call_soon(self._on_close_frame, msg)
+                else:
+                    self._loop.call_soon(self._fail, msg[1])
 
     def eof_received(self) -> bool:
         """The peer ended its side: without a close frame, an abnormal closure."""
