@@ -59,7 +59,8 @@ struct conn {
     unsigned char key[4];
     unsigned char *payload; /* the unmasked payload in flight */
     unsigned char *out;     /* the masked frame */
-    size_t out_len, out_off, head_len;
+    size_t out_len, out_off;
+    size_t head_len;        /* header + key: where the masked payload starts in out */
     unsigned char *in;
     size_t in_len, in_cap;
 };
@@ -350,7 +351,7 @@ static void setup(struct conn *c) {
     uint32_t k = 0x9e3779b9u * (uint32_t)(c->index + 1) ^ 0x5bd1e995u;
     memcpy(c->key, &k, 4);
     memcpy(c->out + c->head_len, c->key, 4);
-    c->head_len += 4; /* from here on: where the masked payload starts */
+    c->head_len += 4;
     for (size_t i = 0; i < size; i++)
         c->out[c->head_len + i] = c->payload[i] ^ c->key[i & 3];
     c->in_cap = size + 14 + 256; /* an echo, or control frames */
