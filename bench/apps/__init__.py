@@ -11,6 +11,10 @@ stdlib loop or uvloop), `asgi_app` (a bare ASGI app for uvicorn and granian) and
 `protocol_app` (a bare `asyncio.Protocol`, no framework: the reference ceiling).
 The ones without a server command of their own run as
 `python -m bench.apps.NAME --port PORT [--backlog N]` from the repository root.
+
+The WebSocket echo apps of `bench/ws.py` (`ws_treadle_app`, `ws_aiohttp_app`,
+`ws_websockets_app`, `ws_picows_app`) echo every text and binary message at
+`GET /ws` (the websockets and picows ones at any path), compression off.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import asyncio
 import html
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "SLEEP", "launcher_args", "routes_for"]
+__all__ = ["CONTENT_TYPE", "SLEEP", "WS_PATH", "launcher_args", "routes_for", "ws_routes_for"]
 
 SLEEP = 0.5
+WS_PATH = "/ws"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
 
@@ -45,11 +50,34 @@ def routes_for(web: Any) -> Any:
     return routes
 
 
+def ws_routes_for(web: Any) -> Any:
+    """The WebSocket echo route, written once against the API `treadle.web`
+    and `aiohttp.web` share: `GET /ws` echoes each text and binary message,
+    permessage-deflate declined (`compress=False`), no heartbeat."""
+    routes = web.RouteTableDef()
+    text, binary = web.WSMsgType.TEXT, web.WSMsgType.BINARY
+
+    @routes.get(WS_PATH)
+    async def echo(request: Any) -> Any:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == text:
+                await ws.send_str(msg.data)
+            elif msg.type == binary:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    return routes
+
+
 def launcher_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """The command line every launcher here takes: where to listen, and the backlog."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--backlog", type=int, default=128, help="listen backlog")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (aiohttp only)")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop (aiohttp and picows only)"
+    )
     return parser.parse_args(argv)
