@@ -406,18 +406,9 @@ class Application(MutableMapping[Any, Any]):
     ) -> Callable[[Message, Body, ResponseWriter], Coroutine[Any, Any, None]]:
         if access_log is None:
             return self._handle
-        from .log import AccessLogger
+        from ..http.log import with_access_log
 
-        log = AccessLogger(access_log)
-
-        async def handle(message: Message, body: Body, writer: ResponseWriter) -> None:
-            started = asyncio.get_running_loop().time()
-            try:
-                await self._handle(message, body, writer)
-            finally:
-                log.log(message, writer, asyncio.get_running_loop().time() - started)
-
-        return handle
+        return with_access_log(self._handle, access_log)
 
     async def _handle(self, message: Message, body: Body, writer: ResponseWriter) -> None:
         """Serve one request: route, run the middlewares and handler, respond."""
