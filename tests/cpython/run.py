@@ -5,6 +5,7 @@
     python tests/cpython/run.py --loop treadle --check tests/cpython/expected-3.11.json
     python tests/cpython/run.py --record tests/cpython/expected-3.11.json
     python tests/cpython/run.py --loop treadle --not-on-treadle   # which tests, and why
+    python tests/cpython/run.py --loop treadle --no-route   # before routing (see below)
 
 The modules come from the installed interpreter (`test.test_asyncio`); every
 module there is either in `MODULES` or in `LEFT_OUT` with the reason.
@@ -13,21 +14,25 @@ Where Treadle's loop goes. The tests make their loops in several ways, and
 each gets Treadle's by the way it makes them:
 
 - Test classes that make their loop in `create_event_loop()` (the event loop
-  mixins of `test_events`, `test_sock_lowlevel`, `test_sendfile`,
-  `test_subprocess`...) get it overridden to return `treadle.new_event_loop()`.
+  mixins of `test_events`, `test_sock_lowlevel` and `test_sendfile`) get it
+  overridden to return `treadle.new_event_loop()`.
   Several concrete classes share one set of mixins, one per stdlib selector
   (Select/Poll/EPoll); for Treadle they would be the same test run three times,
   so one is kept (the EPoll one where it exists) -- in both columns, so the
   counts compare.
+- Tests that make their own loop through a hook of theirs are routed
+  (`_route_loops`): `new_test_loop()` without a time generator, the
+  `new_loop()` of `test_server`, `test_buffered_proto`, `test_sslproto` and
+  `test_runners` (whose loop sits behind the test's own policy and
+  `asyncio.run`), and `test_pep492`'s mocked-selector loop. A few tests that
+  route would break because they read the stdlib loop's private internals
+  stay on their own loop, each with the reason (`STAY_ON_STDLIB`).
 - Everything else gets loops from the policy (`asyncio.new_event_loop()`,
   `asyncio.run`, `IsolatedAsyncioTestCase`): `asyncio.DefaultEventLoopPolicy` is
   replaced by Treadle's policy, which survives the modules resetting the policy
   with `set_event_loop_policy(None)`.
 
-Not yet on Treadle's loop: tests that make their own loop (a `SelectorEventLoop`
-in `new_loop()`, asyncio's `TestLoop` through `new_test_loop()`, `test_runners`'
-own policy); they pass on a stdlib loop, and are counted apart (below). What
-cannot run on Treadle's loop at all: asyncio's virtual-time `TestLoop`
+What cannot run on Treadle's loop: asyncio's virtual-time `TestLoop`
 (`new_test_loop(gen)` in `test_tasks`). It subclasses the stdlib's
 `base_events.BaseEventLoop` and moves its clock by extending that class's
 private run loop (`_run_once`, `_selector`, `_process_events`, `time()` read by
@@ -204,6 +209,117 @@ def _bind_loops(module: Any, kind: str) -> None:
             keep.create_event_loop = lambda self: treadle.new_event_loop()  # type: ignore[attr-defined]
 
 
+#: Tests a route below would move onto Treadle's loop but that read the stdlib
+#: loop's private internals, so they stay on the loop the test makes itself
+#: ("module.test_method" -> why).
+_LOGGER = (
+    "patches `asyncio.base_events.logger`, the stdlib loop module's name for the "
+    "`asyncio` logger; Treadle reports the same error to the same logger"
+)
+STAY_ON_STDLIB: dict[str, str] = {
+    "test_futures.test_tb_logger_exception_unretrieved": _LOGGER,
+    "test_futures.test_future_exception_never_retrieved": _LOGGER,
+    "test_futures.test_future_exception_never_retrieved_debug": _LOGGER,
+    "test_runners.test_asyncio_run_debug": (
+        "patches the private `asyncio.coroutines._is_debug_mode`, which the stdlib "
+        "loop calls when made; Treadle reads the same settings (-X dev, "
+        "PYTHONASYNCIODEBUG) itself"
+    ),
+    "test_tasks.test_error_in_call_soon": _LOGGER,
+    "test_tasks.test_log_destroyed_pending_task": (
+        "steps the loop with the stdlib loop's private `_run_once`; Treadle's run "
+        "loop is one inlined function"
+    ),
+    "test_tasks.test_issue46672": (
+        "patches `asyncio.base_events.BaseEventLoop.call_exception_handler`, a "
+        "method of the stdlib loop class"
+    ),
+}
+
+
+def _stays(test: unittest.TestCase) -> bool:
+    module = type(test).__module__.rpartition(".")[2]
+    return f"{module}.{test._testMethodName}" in STAY_ON_STDLIB
+
+
+def _route_loops(module: Any) -> None:
+    """On Treadle, give Treadle loops to the tests that make their own loop.
+
+    Each route replaces the test's own loop-making hook, never asyncio's
+    classes, so asyncio's internals (and tests asserting what
+    `asyncio.SelectorEventLoop` is) stay as they are:
+
+    - `new_test_loop()` without a time generator: a `TestLoop` whose clock never
+      moves and whose first timer would end the test with StopIteration, i.e. an
+      ordinary loop for tests that only run callbacks and tasks. With a
+      generator the test steers virtual time through hooks of the stdlib
+      loop's private run loop (`_run_once`, `_selector`, `_process_events`)
+      that Treadle's loop does not have; those stay on `TestLoop`.
+    - `new_loop()` (`test_server`, `test_buffered_proto`, `test_sslproto`:
+      `asyncio.SelectorEventLoop()`; `test_runners`: a stdlib `BaseEventLoop`
+      with a mocked selector, behind the test's own policy and `asyncio.run`).
+    - `test_pep492`'s `setUp`: the same mocked-selector `BaseEventLoop`.
+    """
+    from test.test_asyncio import utils as test_utils
+
+    import treadle
+
+    original_new_test_loop = test_utils.TestCase.new_test_loop
+
+    def new_test_loop(self: Any, gen: Any = None) -> Any:
+        if gen is not None or _stays(self):
+            return original_new_test_loop(self, gen)
+        loop = treadle.new_event_loop()
+        self.set_event_loop(loop)
+        return loop
+
+    test_utils.TestCase.new_test_loop = new_test_loop
+
+    def new_loop(self: Any) -> Any:
+        return treadle.new_event_loop()
+
+    def new_runners_loop(self: Any) -> Any:
+        # The test's tearDown asserts the loop's async generators were shut
+        # down; its own loop records that by replacing shutdown_asyncgens,
+        # and so does this one, but it also runs Treadle's.
+        loop = treadle.new_event_loop()
+        loop.shutdown_ag_run = False  # type: ignore[attr-defined]
+        shutdown_asyncgens = loop.shutdown_asyncgens
+
+        async def recording_shutdown_asyncgens() -> None:
+            loop.shutdown_ag_run = True  # type: ignore[attr-defined]
+            await shutdown_asyncgens()
+
+        loop.shutdown_asyncgens = recording_shutdown_asyncgens  # type: ignore[method-assign]
+        return loop
+
+    name = module.__name__.rpartition(".")[2]
+    for cls in list(vars(module).values()):
+        if not (isinstance(cls, type) and issubclass(cls, unittest.TestCase)):
+            continue
+        if "new_loop" in dir(cls) and "Proactor" not in cls.__name__:
+            own = cls.new_loop  # type: ignore[attr-defined]
+            route = new_runners_loop if name == "test_runners" else new_loop
+
+            def routed(self: Any, own: Any = own, route: Any = route) -> Any:
+                return own(self) if _stays(self) else route(self)
+
+            cls.new_loop = routed  # type: ignore[attr-defined]
+    if name == "test_pep492":
+        base = module.BaseTest
+        own_setup = base.setUp
+
+        def setUp(self: Any) -> None:
+            if _stays(self):
+                own_setup(self)
+                return
+            test_utils.TestCase.setUp(self)
+            self.loop = treadle.new_event_loop()
+            self.set_event_loop(self.loop)
+
+        base.setUp = setUp
+
+
 def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:
     out: list[unittest.TestCase] = []
     for item in suite:
@@ -272,7 +388,7 @@ class _JsonResult(unittest.TestResult):
         self.status[test.id()] = "fail"
 
 
-def child(module_name: str, kind: str, out_path: str, timeout: float) -> None:
+def child(module_name: str, kind: str, out_path: str, timeout: float, route: bool) -> None:
     import importlib
     import traceback
 
@@ -296,6 +412,8 @@ def child(module_name: str, kind: str, out_path: str, timeout: float) -> None:
             out.write(json.dumps(record) + "\n")
             return
         _bind_loops(module, kind)
+        if kind == "treadle" and route:
+            _route_loops(module)
         suite = unittest.defaultTestLoader.loadTestsFromModule(module)
         tests = [t for t in _flatten(suite) if t.id() not in done]
         result = _JsonResult(out, timeout)
@@ -318,7 +436,7 @@ def on_treadle(test: dict[str, Any]) -> bool:
     return "treadle" in ran or ("treadle" in made and "stdlib" not in made)
 
 
-def run_module(module: str, kind: str, timeout: float) -> dict[str, Any]:
+def run_module(module: str, kind: str, timeout: float, route: bool = True) -> dict[str, Any]:
     """Run one module on one loop; return counts, failing test ids and any error
     that kept the module from running (`error`, else None)."""
     fd, out_path = tempfile.mkstemp(prefix=f"cpython-{module}-{kind}-", suffix=".jsonl")
@@ -326,7 +444,7 @@ def run_module(module: str, kind: str, timeout: float) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PYTHONASYNCIODEBUG", None)
     command = [sys.executable, __file__, "--child", module, kind, out_path]
-    command += ["--timeout", str(timeout)]
+    command += ["--timeout", str(timeout)] + ([] if route else ["--no-route"])
     error: str | None = None
     try:
         for _ in range(200):  # restarts after hung tests
@@ -431,11 +549,16 @@ def main() -> int:
         action="store_true",
         help="list, per test class, the passes that never ran on Treadle's loop",
     )
+    parser.add_argument(
+        "--no-route",
+        action="store_true",
+        help="leave tests on the loops they make themselves (shows what routing adds)",
+    )
     parser.add_argument("--json", type=Path, help="write every result to this file")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.child[2], args.timeout)
+        child(args.child[0], args.child[1], args.child[2], args.timeout, not args.no_route)
         return 0
 
     installed = installed_modules()
@@ -449,7 +572,8 @@ def main() -> int:
         modules = [m for m in MODULES if m in installed]
     kinds = ["asyncio", "treadle"] if args.loop == "both" else [args.loop]
     print(
-        f"CPython {sys.version.split()[0]}: test.test_asyncio on {' and '.join(kinds)}",
+        f"CPython {sys.version.split()[0]}: test.test_asyncio on "
+        f"{' and '.join(kinds)}{' (not routed)' if args.no_route else ''}",
         flush=True,
     )
     header = f"{'':<26}"
@@ -469,7 +593,7 @@ def main() -> int:
         row = f"{module:<26}"
         errors = []
         for kind in kinds:
-            got = results[module][kind] = run_module(module, kind, args.timeout)
+            got = results[module][kind] = run_module(module, kind, args.timeout, not args.no_route)
             total = totals.setdefault(kind, dict.fromkeys(got["counts"], 0))
             for key, n in got["counts"].items():
                 total[key] += n
@@ -555,6 +679,9 @@ def _print_not_on_treadle(modules: list[str], results: dict[str, dict[str, Any]]
             n[0 if test.get("made") or test.get("ran") else 1] += 1
         for cls, (stdlib, none) in sorted(per_class.items()):
             print(f"  {module}.{cls}: {stdlib} / {none}")
+    print("Left on the loop the test makes, though routing would reach them:")
+    for test, why in sorted(STAY_ON_STDLIB.items()):
+        print(f"  {test}: {why}")
 
 
 if __name__ == "__main__":

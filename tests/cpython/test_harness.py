@@ -1,5 +1,6 @@
 """The CPython harness (tests/cpython/run.py) counts for Treadle only the tests that
-ran on Treadle's loop, and its `--check` fails when a recorded module did not run."""
+ran on Treadle's loop, routes tests that make their own loop onto it, and its
+`--check` fails when a recorded module did not run."""
 
 from __future__ import annotations
 
@@ -39,6 +40,37 @@ def test_passes_without_a_treadle_loop_are_not_treadles(tmp_path: Path) -> None:
     counts = results["test_protocols"]["treadle"]["counts"]
     assert counts["pass"] == 0
     assert counts["no_loop"] > 0
+
+
+def test_a_tests_own_selector_loop_is_routed_onto_treadle(tmp_path: Path) -> None:
+    # test_server's tests make `asyncio.SelectorEventLoop()` in new_loop().
+    status, output, results = run_harness(tmp_path, "-m", "test_server", "--no-route")
+    assert status == 0, output
+    unrouted = results["test_server"]["treadle"]["counts"]
+    assert unrouted["stdlib_only"] > 0
+
+    status, output, results = run_harness(tmp_path, "-m", "test_server")
+    assert status == 0, output
+    routed = results["test_server"]["treadle"]["counts"]
+    assert routed["stdlib_only"] == 0
+    assert routed["pass"] == unrouted["pass"] + unrouted["stdlib_only"]
+
+
+def test_a_test_loop_without_virtual_time_is_routed_onto_treadle(tmp_path: Path) -> None:
+    # test_futures makes asyncio's TestLoop through new_test_loop(), with no time
+    # generator; only the tests listed as reading stdlib internals stay on it.
+    status, output, results = run_harness(tmp_path, "-m", "test_futures")
+    assert status == 0, output
+    tests = results["test_futures"]["treadle"]["tests"]
+    stays = {
+        test_id
+        for test_id in tests
+        if f"test_futures.{test_id.rsplit('.', 1)[1]}" in harness.STAY_ON_STDLIB
+    }
+    assert stays
+    for test_id, test in tests.items():
+        assert test["status"] == "pass", test_id
+        assert harness.on_treadle(test) == (test_id not in stays), test_id
 
 
 def test_check_fails_when_a_recorded_module_did_not_run(tmp_path: Path) -> None:
