@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .workers import EXIT_APP_ERROR, AppLoadError, AppTarget, ServeOptions, serve
+from .workers import EXIT_APP_ERROR, INTERFACES, AppLoadError, AppTarget, ServeOptions, serve
 
 __all__ = ["demo", "main", "run"]
 
@@ -91,6 +91,42 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text}")
+
+
+def _environment_defaults(command: argparse.ArgumentParser) -> None:
+    """Every option of `command` also from `TREADLE_<OPTION>` in the
+    environment (`--ws-max-size` from TREADLE_WS_MAX_SIZE, `--no-gc-tuning`
+    from TREADLE_NO_GC_TUNING=1...); the command line wins. A bad value is
+    reported as the option's would be."""
+    for action in command._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or action.dest == "help":
+            continue
+        name = "TREADLE_" + longs[0][2:].upper().replace("-", "_")
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        try:
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                if _boolean(text):
+                    action.default = action.const
+            elif action.type is not None:
+                action.default = action.type(text)  # type: ignore[operator]
+            else:
+                action.default = text
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            command.error(f"{name}={text!r}: {exc}")
+        if action.choices is not None and action.default not in action.choices:
+            command.error(f"{name}={text!r}: not one of {', '.join(map(str, action.choices))}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treadle",
@@ -106,8 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "app",
         metavar="APP",
-        help="module:attribute naming the web.Application (or, with --factory, a "
-        "callable returning one), imported with the current directory on sys.path",
+        help="module:attribute naming the application: a treadle.web.Application, an "
+        "ASGI 3 app, or with --interface wsgi a WSGI app (or, with --factory, a callable "
+        "returning one), imported with the current directory on sys.path",
+    )
+    run_cmd.add_argument(
+        "--interface",
+        choices=INTERFACES,
+        default="auto",
+        help="how APP is served: auto (a web.Application natively, an ASGI 3 app as "
+        "ASGI), web, asgi, or wsgi (which must be named) (default: auto)",
     )
     run_cmd.add_argument("--host", help="the address to listen on (default: 127.0.0.1)")
     run_cmd.add_argument(
@@ -171,6 +215,71 @@ def _parser() -> argparse.ArgumentParser:
         "freezes what startup made and collects the young generation every 20,000 "
         "allocations, not 700: see treadle.web.runner.tune_gc_for_serving)",
     )
+    run_cmd.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long (default: 75)",
+    )
+    run_cmd.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="ASGI: run the app's lifespan startup and shutdown; auto goes on without "
+        "it when the app does not support it, on makes that an error (default: auto)",
+    )
+    run_cmd.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="ASGI and WSGI: the path the app is mounted at, behind a proxy "
+        "(scope root_path, SCRIPT_NAME)",
+    )
+    run_cmd.add_argument(
+        "--limit-request-body",
+        type=_positive_int,
+        default=None,
+        metavar="BYTES",
+        help="ASGI and WSGI: refuse request bodies larger than this with 413 "
+        "(default: no limit; treadle.web apps have their own client_max_size)",
+    )
+    run_cmd.add_argument(
+        "--ws-max-size",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="ASGI: the largest WebSocket message (default: 16 MiB)",
+    )
+    run_cmd.add_argument(
+        "--ws-ping-interval",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="ASGI: ping a WebSocket silent this long (0: never) (default: 20)",
+    )
+    run_cmd.add_argument(
+        "--ws-ping-timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="ASGI: close a WebSocket whose ping gets no answer this long (default: 20)",
+    )
+    run_cmd.add_argument(
+        "--ws-per-message-deflate",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="ASGI: accept permessage-deflate compression (default: true)",
+    )
+    run_cmd.add_argument(
+        "--wsgi-threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="WSGI: threads that run the app (default: min(32, CPUs + 4))",
+    )
+    _environment_defaults(run_cmd)
     demo_cmd = commands.add_parser("demo", help="run the seed's coroutine programs")
     demo_cmd.add_argument("--examples", type=Path, default=None, help="the examples folder")
     return parser
@@ -179,7 +288,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """`treadle run`: serve the application the arguments name."""
     try:
-        target = AppTarget(args.app, factory=args.factory)
+        target = AppTarget(args.app, factory=args.factory, interface=args.interface)
     except AppLoadError as exc:
         print(f"treadle run: error: {exc}", file=sys.stderr)
         return EXIT_APP_ERROR
@@ -197,6 +306,15 @@ def run(args: argparse.Namespace) -> int:
         reuse_port=args.reuse_port,
         gc_tuning=args.gc_tuning,
         handler_cancellation=args.handler_cancellation,
+        keepalive_timeout=args.timeout_keep_alive,
+        lifespan=args.lifespan,
+        root_path=args.root_path,
+        limit_request_body=args.limit_request_body,
+        ws_max_size=args.ws_max_size,
+        ws_ping_interval=args.ws_ping_interval or None,
+        ws_ping_timeout=args.ws_ping_timeout or None,
+        ws_per_message_deflate=args.ws_per_message_deflate,
+        wsgi_threads=args.wsgi_threads,
     )
     try:
         return serve(options)

@@ -59,6 +59,7 @@ import asyncio
 import contextlib
 import enum
 import importlib
+import inspect
 import logging
 import os
 import select
@@ -73,10 +74,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .web.app import Application
+    from .http.runner import ServerRunner
 
 __all__ = [
     "EXIT_APP_ERROR",
+    "INTERFACES",
     "KILL_GRACE",
     "MAX_EARLY_DEATHS",
     "STARTUP_WINDOW",
@@ -129,27 +131,67 @@ class AppLoadError(Exception):
     """`module:attribute` does not name an application; the message is one line."""
 
 
+INTERFACES = ("auto", "web", "asgi", "wsgi")
+"""What `--interface` accepts: "auto" detects web and ASGI; WSGI must be named."""
+
+
+def interface_of(obj: Any, interface: str = "auto") -> str:
+    """The interface `obj` is served with ("web", "asgi" or "wsgi"), or
+    `AppLoadError` saying why it cannot be. "auto" takes a
+    `web.Application` natively and an ASGI 3 callable as ASGI; a WSGI app
+    (a plain callable of two arguments) must be named, since nothing tells
+    it apart from other callables."""
+    from .asgi import asgi2_hint, is_asgi_app
+    from .web.app import Application
+
+    if interface == "web" or (interface == "auto" and isinstance(obj, Application)):
+        if not isinstance(obj, Application):
+            raise AppLoadError(f"is {_kind(obj)}, not a web.Application (--interface web)")
+        return "web"
+    if interface in ("asgi", "auto"):
+        hint = asgi2_hint(obj)
+        if hint is not None:
+            raise AppLoadError(f"is not an ASGI 3 application: {hint}")
+        if is_asgi_app(obj) or (interface == "asgi" and callable(obj)):
+            return "asgi"
+        if interface == "asgi":
+            raise AppLoadError(f"is {_kind(obj)}, not an ASGI 3 application (--interface asgi)")
+        wsgi = " (a WSGI app? add --interface wsgi)" if callable(obj) else ""
+        raise AppLoadError(f"is {_kind(obj)}, not a web.Application or an ASGI 3 application{wsgi}")
+    if interface == "wsgi":
+        if not callable(obj) or isinstance(obj, Application):
+            raise AppLoadError(f"is {_kind(obj)}, not a WSGI application (--interface wsgi)")
+        return "wsgi"
+    raise AppLoadError(f"unknown interface {interface!r} (one of {', '.join(INTERFACES)})")
+
+
 @dataclass(frozen=True)
 class AppTarget:
     """What `treadle run` serves: `module:attribute` names the application,
     or with `factory` a callable (sync or async) that returns one. The
-    attribute may be dotted (`module:holder.app`)."""
+    attribute may be dotted (`module:holder.app`). `interface` is how it is
+    served: a `web.Application` natively, an ASGI 3 app, a WSGI app
+    ("auto" detects the first two; see `interface_of`)."""
 
     spec: str
     factory: bool = False
+    interface: str = "auto"
 
     def __post_init__(self) -> None:
         module, colon, attr = self.spec.partition(":")
         if not colon or not module or not attr:
             raise AppLoadError(f"APP must look like 'module:attribute', got {self.spec!r}")
+        if self.interface not in INTERFACES:
+            raise AppLoadError(
+                f"unknown interface {self.interface!r} (one of {', '.join(INTERFACES)})"
+            )
 
     def load(self) -> Any:
         """Import the module (the current directory first on `sys.path`) and
-        return the named object, checked: an `Application`, or with `factory`
-        a callable. Raises `AppLoadError` for what is the caller's typo; an
-        exception raised by the module's own code propagates as it is."""
-        from .web.app import Application
-
+        return the named object, checked: an application of the interface,
+        or with `factory` a callable. Raises `AppLoadError` for what is the
+        caller's mistake; an exception raised by the module's own code
+        propagates as it is."""
         module_name, _, attr_path = self.spec.partition(":")
         cwd = os.getcwd()
         if cwd not in sys.path and "" not in sys.path:
@@ -173,27 +215,40 @@ class AppTarget:
         if self.factory:
             if not callable(obj):
                 raise AppLoadError(f"--factory needs a callable, but {self.spec!r} is {_kind(obj)}")
-        elif not isinstance(obj, Application):
-            hint = " (a factory? add --factory)" if callable(obj) else ""
-            raise AppLoadError(f"{self.spec!r} is {_kind(obj)}, not a web.Application{hint}")
+            return obj
+        try:
+            interface_of(obj, self.interface)
+        except AppLoadError as exc:
+            hint = (
+                " (a factory? add --factory)" if callable(obj) and self.interface == "auto" else ""
+            )
+            raise AppLoadError(f"{self.spec!r} {exc}{hint}") from None
         return obj
 
-    async def application(self, loaded: Any) -> Application:
-        """The application from what `load()` returned, calling (and
-        awaiting) the factory on the running loop."""
-        from .web.app import Application
-
+    async def application(self, loaded: Any) -> tuple[str, Any]:
+        """The interface and the application from what `load()` returned,
+        calling (and awaiting) the factory on the running loop."""
         if not self.factory:
-            assert isinstance(loaded, Application)
-            return loaded
+            return interface_of(loaded, self.interface), loaded
         app = loaded()
         if asyncio.iscoroutine(app) or isinstance(app, asyncio.Future):
             app = await app
-        if not isinstance(app, Application):
-            raise AppLoadError(
-                f"factory {self.spec!r} returned {_kind(app)}, not a web.Application"
-            )
-        return app
+        try:
+            return interface_of(app, self.interface), app
+        except AppLoadError as exc:
+            what = str(exc).removeprefix("is ")
+            raise AppLoadError(f"factory {self.spec!r} returned {what}") from None
+
+
+def _takes_no_arguments(obj: object) -> bool:
+    """Whether `obj` can be called with no arguments (a factory, maybe)."""
+    if not callable(obj):
+        return False
+    try:
+        inspect.signature(obj).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _kind(obj: object) -> str:
@@ -222,6 +277,24 @@ class ServeOptions:
     """Tune the garbage collector once the app has started (tune_gc_for_serving)."""
     handler_cancellation: bool = False
     """Cancel a handler that is waiting when its client goes away (ServerConfig)."""
+    keepalive_timeout: float | None = None
+    """Seconds an idle keep-alive connection stays open (None: the server's 75)."""
+    lifespan: str = "auto"
+    """ASGI: run the app's lifespan ("auto", "on", "off")."""
+    root_path: str = ""
+    """ASGI and WSGI: where the app is mounted (`root_path`, `SCRIPT_NAME`)."""
+    limit_request_body: int | None = None
+    """ASGI and WSGI: the largest request body (None: no limit)."""
+    ws_max_size: int = 16 * 1024 * 1024
+    """ASGI: the largest WebSocket message."""
+    ws_ping_interval: float | None = 20.0
+    """ASGI: seconds of WebSocket silence before a ping (None: none)."""
+    ws_ping_timeout: float | None = 20.0
+    """ASGI: seconds a ping's answer may take."""
+    ws_per_message_deflate: bool = True
+    """ASGI: accept permessage-deflate."""
+    wsgi_threads: int | None = None
+    """WSGI: threads that run the app (None: min(32, CPUs + 4))."""
 
 
 def _error(message: str) -> None:
@@ -413,7 +486,8 @@ class _ServingProcess:
         return 0
 
     async def _serve(self) -> None:
-        from .web.runner import AppRunner, SockSite, tune_gc_for_serving
+        from .asgi import LifespanFailure
+        from .http.runner import SockSite, tune_gc_for_serving
 
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
@@ -435,15 +509,12 @@ class _ServingProcess:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
             options = self.options
-            app = await options.target.application(self.loaded)
-            access_log = logging.getLogger("treadle.access") if options.access_log else None
-            runner = AppRunner(
-                app,
-                access_log=access_log,
-                shutdown_timeout=options.shutdown_timeout,
-                handler_cancellation=options.handler_cancellation,
-            )
-            await runner.setup()
+            interface, app = await options.target.application(self.loaded)
+            runner = _make_runner(interface, app, options)
+            try:
+                await runner.setup()
+            except LifespanFailure as exc:
+                raise AppLoadError(f"the app's lifespan startup failed: {exc}") from None
             if options.gc_tuning:
                 tune_gc_for_serving()
             try:
@@ -480,6 +551,46 @@ class _ServingProcess:
                 if os.getppid() != self.parent_pid:
                     _note(f"worker {os.getpid()}: the parent process is gone; stopping")
                     return
+
+
+def _make_runner(interface: str, app: Any, options: ServeOptions) -> ServerRunner:
+    """The runner of `app` for its interface, with the options that apply."""
+    settings: dict[str, Any] = {
+        "access_log": logging.getLogger("treadle.access") if options.access_log else None,
+        "shutdown_timeout": options.shutdown_timeout,
+        "handler_cancellation": options.handler_cancellation,
+    }
+    if options.keepalive_timeout is not None:
+        settings["keepalive_timeout"] = options.keepalive_timeout
+    if interface == "web":
+        from .web.runner import AppRunner
+
+        return AppRunner(app, **settings)
+    if interface == "asgi":
+        from .asgi import ASGIRunner, WebSocketSettings
+
+        return ASGIRunner(
+            app,
+            lifespan=options.lifespan,
+            root_path=options.root_path,
+            limit_request_body=options.limit_request_body,
+            websocket=WebSocketSettings(
+                max_size=options.ws_max_size,
+                ping_interval=options.ws_ping_interval,
+                ping_timeout=options.ws_ping_timeout,
+                per_message_deflate=options.ws_per_message_deflate,
+            ),
+            **settings,
+        )
+    from .wsgi import WSGIRunner
+
+    return WSGIRunner(
+        app,
+        root_path=options.root_path,
+        limit_request_body=options.limit_request_body,
+        threads=options.wsgi_threads,
+        **settings,
+    )
 
 
 def _serve_single(options: ServeOptions) -> int:

@@ -337,7 +337,11 @@ def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["no_such_package_xyz.sub:app"], "no module named 'no_such_package_xyz'"),
         (["cliapp:nope"], "module 'cliapp' has no attribute 'nope'"),
         (["cliapp:not_an_app"], "'cliapp:not_an_app' is an int, not a web.Application"),
-        (["cliapp:make_app"], "is a function, not a web.Application (a factory? add --factory)"),
+        (
+            ["cliapp:make_app"],
+            "is a function, not a web.Application or an ASGI 3 application (a WSGI app? add "
+            "--interface wsgi) (a factory? add --factory)",
+        ),
         (["--factory", "cliapp:not_an_app"], "--factory needs a callable"),
         (["--factory", "--port", "0", "cliapp:make_nothing"], "returned a NoneType"),
     ],

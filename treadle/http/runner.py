@@ -29,7 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .log import with_access_log
+from .parser import Limits
 from .server import App, HTTPServer, ServerConfig
+
+#: A body-size limit that is none: for interfaces that stream the body to the
+#: application (ASGI, WSGI), which has its own rules, as uvicorn and gunicorn.
+NO_BODY_LIMIT = 1 << 62
 
 __all__ = [
     "SERVING_GC_THRESHOLDS",
@@ -147,6 +152,21 @@ class ServerRunner:
 
     def _server_config(self) -> ServerConfig:
         return self._config or ServerConfig(**self._kwargs)
+
+    def _with_body_limit(self, config: ServerConfig, size: int) -> ServerConfig:
+        """`config` with the HTTP layer's body cap raised to `size` if it is
+        lower, unless the caller chose limits of their own (`config=` or
+        `limits=`): the application, not the server's default, decides how
+        large a body may reach it."""
+        if self._config is not None or "limits" in self._kwargs:
+            return config
+        current = config.limits
+        if size <= current.max_body_size:
+            return config
+        limits = Limits(
+            **{name: getattr(current, name) for name in Limits.__slots__} | {"max_body_size": size}
+        )
+        return ServerConfig(**{**self._kwargs, "limits": limits})
 
     async def setup(self) -> None:
         """Start the application and make the server."""

@@ -57,6 +57,7 @@ from typing import Any, BinaryIO, Final, Protocol, cast
 from .body import EMPTY_BODY, Body
 from .eager import EagerTaskStarter, HostTaskStarter, handler_starter
 from .errors import HTTPError
+from .headers import split_list
 from .parser import DEFAULT_LIMITS, EndOfMessage, Limits, ParserState, Request, RequestParser
 from .writer import (
     HAS_DATE,
@@ -253,6 +254,7 @@ class ResponseWriter:
         "_close",
         "_conn",
         "_head_only",
+        "_on_lost",
         "_remaining",
         "_request",
         "_state",
@@ -270,6 +272,7 @@ class ResponseWriter:
         self._close = not request.keep_alive
         self._head_only = request.method == "HEAD"
         self._remaining = -1  # bytes still owed under Content-Length, -1 if none
+        self._on_lost: list[Callable[[], None]] | None = None  # see on_disconnect()
         #: Whether `100 Continue` was sent for this request.
         self.continue_sent = False
         #: The status sent, once the head is out (0 before).
@@ -547,8 +550,14 @@ class ResponseWriter:
             self._close = True
         return sent
 
-    async def write_eof(self, data: bytes = b"") -> None:
-        """Send the last piece of the body, if any, and end the response."""
+    async def write_eof(self, data: bytes = b"", *, trailers: HeaderPairs = ()) -> None:
+        """Send the last piece of the body, if any, and end the response.
+
+        `trailers` are sent as trailer fields after the last chunk, and only
+        then: a chunked body to a client that said `TE: trailers` (RFC 9110
+        6.5: a client that did not may drop them, or fail on them).
+        Otherwise they are dropped. They are checked as header fields are
+        (`ValueError` for CR/LF, a bad name, a framing field)."""
         if data:
             await self.write(data)
         if self._state != _STREAMING:
@@ -561,9 +570,33 @@ class ResponseWriter:
             self._close = True  # the peer would wait for bytes that never come
             raise RuntimeError(f"response ended {self._remaining} bytes short of content_length")
         if self._chunked:
-            self._conn._live_transport().write(LAST_CHUNK)
+            last = LAST_CHUNK
+            if trailers and self.accepts_trailers:
+                fields, _ = encode_fields(trailers)
+                last = b"0\r\n" + fields.encode("latin-1") + b"\r\n"
+            self._conn._live_transport().write(last)
             if self._conn._writing_paused:
                 await self._conn._drain()
+
+    @property
+    def accepts_trailers(self) -> bool:
+        """Whether the request said `TE: trailers` (HTTP/1.1): trailer fields
+        would reach it after a chunked body."""
+        request = self._request
+        if request.version != (1, 1):
+            return False
+        return any(b"trailers" in split_list(value) for value in request.headers.getall_raw("TE"))
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once when the connection is lost (at once if it is
+        gone already): for interfaces that must tell their application, as
+        ASGI's `http.disconnect` does."""
+        if self._conn._transport is None:
+            callback()
+        elif self._on_lost is None:
+            self._on_lost = [callback]
+        else:
+            self._on_lost.append(callback)
 
     async def drain(self) -> None:
         """Wait until the transport accepts more data (after `pause_writing`)."""
@@ -807,6 +840,11 @@ class HTTPServerProtocol(asyncio.Protocol):
                 waiter.exception()
         if self._server is not None:
             self._server._forget(self)
+        current = self._current
+        if current is not None and current[2]._on_lost is not None:
+            callbacks, current[2]._on_lost = current[2]._on_lost, None
+            for callback in callbacks:
+                callback()
 
     def pause_writing(self) -> None:
         """The transport's buffer is full: writers wait in `drain()`."""

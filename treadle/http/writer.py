@@ -35,6 +35,7 @@ __all__ = [
     "encode_chunk",
     "encode_fields",
     "status_line",
+    "take_framing",
 ]
 
 #: What an application may pass as response headers: a mapping or pairs.
@@ -162,6 +163,38 @@ def encode_fields(headers: HeaderPairs, *, pass_connection: bool = False) -> tup
             cache[pair] = line  # proved valid; plain fields only, no flags
         lines.append(line)
     return "".join(lines), flags
+
+
+_MAX_LENGTH_DIGITS: Final = 18
+
+
+def take_framing(
+    headers: Iterable[Any],
+) -> tuple[list[tuple[Any, Any]], int | None]:
+    """An application's response fields (str or bytes pairs, as ASGI and WSGI
+    give them) without the framing ones: the fields to pass on, and the
+    `Content-Length` it announced (None if none). The writer frames the body
+    itself, so `Transfer-Encoding` is dropped; a `Content-Length` that is not
+    plain ASCII digits, or two that differ, is a `ValueError` (the response
+    would lie about its own length)."""
+    pairs: list[tuple[Any, Any]] = []
+    length: int | None = None
+    for pair in headers:
+        name, value = pair
+        lname = name.lower()
+        if lname == "content-length" or lname == b"content-length":
+            text = value.strip(" \t" if isinstance(value, str) else b" \t")
+            if not text.isdigit() or not text.isascii() or len(text) > _MAX_LENGTH_DIGITS:
+                raise ValueError(f"invalid content-length {value!r}")
+            number = int(text)
+            if length is not None and length != number:
+                raise ValueError(f"two different content-lengths: {length} and {number}")
+            length = number
+        elif lname == "transfer-encoding" or lname == b"transfer-encoding":
+            continue
+        else:
+            pairs.append(pair if type(pair) is tuple else (name, value))
+    return pairs, length
 
 
 def encode_block(headers: HeaderPairs, *, pass_connection: bool = False) -> tuple[bytes, int]:

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..http.parser import Limits
 from ..http.runner import (
     SERVING_GC_THRESHOLDS,
     BaseSite,
@@ -94,19 +93,9 @@ class AppRunner(ServerRunner):
         return app._handle
 
     def _server_config(self) -> ServerConfig:
-        config = super()._server_config()
-        if self._config is None and "limits" not in self._kwargs:
-            # Let bodies as large as the applications accept reach them: the
-            # HTTP layer's own cap would otherwise refuse them first.
-            wanted = _max_body(self._app)
-            if wanted > config.limits.max_body_size:
-                current = config.limits
-                limits = Limits(
-                    **{name: getattr(current, name) for name in Limits.__slots__}
-                    | {"max_body_size": wanted}
-                )
-                config = ServerConfig(**{**self._kwargs, "limits": limits})
-        return config
+        # Let bodies as large as the applications accept reach them: the HTTP
+        # layer's own cap would otherwise refuse them first.
+        return self._with_body_limit(super()._server_config(), _max_body(self._app))
 
     async def _stop(self) -> None:
         """`on_shutdown`, then `on_cleanup` (even if the first failed)."""
