@@ -298,6 +298,7 @@ class _HTTPCycle:
         "_body_done",
         "_content_length",
         "_disconnect",
+        "_gone",
         "_headers",
         "_limit",
         "_received",
@@ -306,6 +307,7 @@ class _HTTPCycle:
         "_status",
         "_trailer_fields",
         "_trailers",
+        "_trailers_announced",
         "_writer",
     )
 
@@ -322,9 +324,11 @@ class _HTTPCycle:
         self._status = 200
         self._headers: list[tuple[bytes, bytes]] = []
         self._content_length: int | None = None
-        self._trailers = False
+        self._trailers = False  # trailers will go out
+        self._trailers_announced = False  # the app said it would send some
         self._trailer_fields: list[tuple[bytes, bytes]] = []
         self._disconnect: asyncio.Future[None] | None = None
+        self._gone = False  # the app was told the client left
 
     # -- receive ------------------------------------------------------------------------
 
@@ -347,13 +351,16 @@ class _HTTPCycle:
             if not more:
                 self._body_done = True
             return {"type": "http.request", "body": chunk, "more_body": more}
-        if self._state == _DONE or self._writer._conn._transport is None:
-            return {"type": "http.disconnect"}
-        waiter = self._disconnect
-        if waiter is None:
-            waiter = self._disconnect = asyncio.get_running_loop().create_future()
-            self._writer.on_disconnect(self._wake)
-        await waiter
+        if self._state != _DONE:
+            waiter = self._disconnect
+            if waiter is None:
+                waiter = self._disconnect = asyncio.get_running_loop().create_future()
+                self._writer.on_disconnect(self._wake)
+            await waiter
+            if self._state != _DONE:
+                # The client left before the response was complete: from now
+                # on send() raises, as the spec asks (2.4).
+                self._gone = True
         return {"type": "http.disconnect"}
 
     def _wake(self) -> None:
@@ -364,6 +371,8 @@ class _HTTPCycle:
     # -- send ---------------------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
+        if self._gone:
+            raise ConnectionResetError("the client has gone (http.disconnect was received)")
         kind = message["type"]
         if kind == "http.response.body":
             await self._send_body(message.get("body", b""), message.get("more_body", False))
@@ -388,9 +397,11 @@ class _HTTPCycle:
         self._status = status
         self._headers = pairs
         self._content_length = length
-        if message.get("trailers", False) and self._writer.accepts_trailers:
-            self._trailers = True
-            self._content_length = None  # trailers need a chunked body
+        if message.get("trailers", False):
+            self._trailers_announced = True
+            if self._writer.accepts_trailers:
+                self._trailers = True
+                self._content_length = None  # trailers need a chunked body
         self._state = _STARTED
 
     async def _send_body(self, data: bytes, more: bool) -> None:
@@ -436,6 +447,8 @@ class _HTTPCycle:
         )
 
     async def _send_trailers(self, message: Message) -> None:
+        if self._trailers_announced and not self._trailers and self._state == _DONE:
+            return  # the client did not ask for trailers: dropped, the response is out
         if self._state != _TRAILERS:
             raise RuntimeError(
                 "Unexpected ASGI message 'http.response.trailers': the start did not announce "

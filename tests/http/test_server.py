@@ -1332,3 +1332,27 @@ def test_server_config_refuses_settings_that_are_not_positive(setting: str) -> N
             ServerConfig(**{setting: bad})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="control character"):
         ServerConfig(server_header="treadle\r\nSet-Cookie: x=1")
+
+
+def test_trailers_go_only_to_a_client_that_said_te_trailers(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    async def good(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.start(200, [("Content-Type", "text/plain")])
+        await response.write(b"data")
+        await response.write_eof(trailers=[("X-Checksum", "abc")])
+
+    async def main() -> None:
+        async with serve(good) as (port, _):
+            for te, expected in (
+                (b"TE: trailers\r\n", b"4\r\ndata\r\n0\r\nX-Checksum: abc\r\n\r\n"),
+                (b"TE: gzip, trailers\r\n", b"4\r\ndata\r\n0\r\nX-Checksum: abc\r\n\r\n"),
+                (b"", b"4\r\ndata\r\n0\r\n\r\n"),
+                (b"TE: gzip\r\n", b"4\r\ndata\r\n0\r\n\r\n"),
+            ):
+                async with connect(port) as (reader, writer):
+                    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n" + te + b"\r\n")
+                    await reader.readuntil(b"\r\n\r\n")
+                    assert await reader.readexactly(len(expected)) == expected, te
+
+    run(loop, main())

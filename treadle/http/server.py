@@ -588,10 +588,13 @@ class ResponseWriter:
         return any(b"trailers" in split_list(value) for value in request.headers.getall_raw("TE"))
 
     def on_disconnect(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once when the connection is lost (at once if it is
-        gone already): for interfaces that must tell their application, as
-        ASGI's `http.disconnect` does."""
-        if self._conn._transport is None:
+        """Call `callback` once when the connection is lost or the client ends
+        its side (at once if either happened already): for interfaces that
+        must tell their application, as ASGI's `http.disconnect` does. (A
+        client that half-closes and waits for its answer cannot be told from
+        one that left until a write fails; uvicorn, too, takes the end of
+        its input as a disconnect.)"""
+        if self._conn._transport is None or self._conn._peer_eof:
             callback()
         elif self._on_lost is None:
             self._on_lost = [callback]
@@ -790,6 +793,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         if self._inner is not None:
             return bool(self._inner.eof_received())
         self._peer_eof = True
+        self._notify_lost()
         task = self._task
         if (
             self._config.handler_cancellation
@@ -840,6 +844,11 @@ class HTTPServerProtocol(asyncio.Protocol):
                 waiter.exception()
         if self._server is not None:
             self._server._forget(self)
+        self._notify_lost()
+
+    def _notify_lost(self) -> None:
+        """Tell whoever asked (`ResponseWriter.on_disconnect`) that the client
+        of the request in flight has gone or ended its side."""
         current = self._current
         if current is not None and current[2]._on_lost is not None:
             callbacks, current[2]._on_lost = current[2]._on_lost, None
