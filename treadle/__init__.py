@@ -100,6 +100,7 @@ from .runners import (
 __version__ = "0.1.0"
 
 _OWN = [
+    "run_server",
     "EventLoop",
     "EventLoopPolicy",
     "coroutine",
@@ -112,6 +113,16 @@ _OWN = [
 
 # Python 3.11 leaves TaskGroup out of asyncio.__all__; it is public all the same.
 __all__ = sorted(set(_OWN) | {"TaskGroup"} | {n for n in _asyncio.__all__ if not n.startswith("_")})
+
+
+def run_server(app: _Any, **options: _Any) -> int:
+    """Serve a `web.Application`, an ASGI 3 app or (with `interface="wsgi"`) a
+    WSGI app as `treadle run` does, until SIGINT or SIGTERM: the
+    programmatic entry point (`uvicorn.run`'s counterpart). See
+    `treadle.workers.run_server` for the options."""
+    from .workers import run_server as _run_server
+
+    return _run_server(app, **options)
 
 
 def __getattr__(name: str) -> _Any:

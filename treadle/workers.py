@@ -85,6 +85,7 @@ __all__ = [
     "AppLoadError",
     "AppTarget",
     "ServeOptions",
+    "run_server",
     "serve",
 ]
 
@@ -176,6 +177,8 @@ class AppTarget:
     spec: str
     factory: bool = False
     interface: str = "auto"
+    obj: Any = field(default=None, compare=False, repr=False)
+    """The application itself, for `serve(app)` from a script (no import)."""
 
     def __post_init__(self) -> None:
         module, colon, attr = self.spec.partition(":")
@@ -192,6 +195,11 @@ class AppTarget:
         or with `factory` a callable. Raises `AppLoadError` for what is the
         caller's mistake; an exception raised by the module's own code
         propagates as it is."""
+        if self.obj is not None:
+            if self.factory:
+                return self.obj
+            interface_of(self.obj, self.interface)
+            return self.obj
         module_name, _, attr_path = self.spec.partition(":")
         cwd = os.getcwd()
         if cwd not in sys.path and "" not in sys.path:
@@ -303,6 +311,37 @@ def _error(message: str) -> None:
 
 def _note(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def run_server(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    interface: str = "auto",
+    workers: int = 1,
+    factory: bool = False,
+    **options: Any,
+) -> int:
+    """Serve an application as `treadle run` does, from a script or a test
+    (`uvicorn.run`'s counterpart): `treadle.run_server(app, port=8000)`.
+
+    `app` is the application (a `web.Application`, an ASGI 3 app, or with
+    `interface="wsgi"` a WSGI app) or an import string `"module:attribute"`,
+    which `workers` > 1 needs (each worker imports it after the fork, see
+    the module docstring). Other keywords are `ServeOptions`' (`unix`,
+    `access_log`, `shutdown_timeout`, `lifespan`, `root_path`...). Blocks
+    until SIGINT or SIGTERM, then stops gracefully; returns the exit status."""
+    if isinstance(app, str):
+        target = AppTarget(app, factory=factory, interface=interface)
+    else:
+        if workers > 1:
+            raise ValueError(
+                "run_server(workers > 1) needs the app as an import string 'module:attribute': "
+                "each worker imports it after the fork"
+            )
+        target = AppTarget(f"{type(app).__module__}:app", factory, interface, obj=app)
+    return serve(ServeOptions(target=target, host=host, port=port, workers=workers, **options))
 
 
 def serve(options: ServeOptions) -> int:
