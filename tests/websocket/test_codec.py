@@ -472,3 +472,39 @@ def test_masking_keys_come_from_the_os_and_differ() -> None:
     keys = {frames_module.mask_key() for _ in range(2000)}
     assert len(keys) > 1990  # 2000 draws from 2**32: a repeat is a one-in-a-thousand event
     assert all(len(k) == 4 for k in keys)
+
+
+# -- the short path for one small frame -------------------------------------------------------
+
+
+def test_the_short_path_agrees_with_the_general_one_on_every_small_frame() -> None:
+    """feed() takes one whole small frame without the general machinery; it
+    may only accept what the general path accepts, with the same result.
+    Every first byte, both mask settings and lengths around the limits, in
+    both roles, with valid and invalid UTF-8: the two must give the same
+    messages (or the same error)."""
+    payloads = [b"", b"ok", "é✓".encode(), b"\xff\xfe", b"x" * 125, b"y" * 30]
+    checked = 0
+    for client in (False, True):
+        for max_size in (0, 10, 4 * 1024 * 1024):
+            for first in range(256):
+                for masked in (False, True):
+                    for payload in payloads:
+                        data = frame(
+                            first & 0x0F,
+                            payload,
+                            fin=bool(first & 0x80),
+                            rsv=((first >> 6) & 1) | ((first >> 4) & 2) | ((first >> 2) & 4),
+                            key=KEY if masked else None,
+                        )
+                        fast = Codec(client=client, max_msg_size=max_size)
+                        slow = Codec(client=client, max_msg_size=max_size)
+                        slow._fast = False
+                        got, want = fast.feed(data), slow.feed(data)
+                        assert [
+                            (m.type, m.data if m.type is not ERROR else m.data.code) for m in got
+                        ] == [
+                            (m.type, m.data if m.type is not ERROR else m.data.code) for m in want
+                        ], (client, max_size, hex(first), masked, payload)
+                        checked += 1
+    assert checked == 2 * 3 * 256 * 2 * len(payloads)

@@ -308,6 +308,29 @@ class WebSocketProtocol(asyncio.Protocol):
                     self.transport.resume_reading()
         return msg
 
+    def take(self, timeout: float | None) -> WSMessage | asyncio.Future[WSMessage]:
+        """What `receive()` returns: a queued message (or CLOSED once nothing
+        more can come) at once, else a future for the next one, failing with
+        TimeoutError after `timeout` seconds (None: `receive_timeout`)."""
+        if self._queue:
+            msg = self.next_message()
+            if msg is not None:
+                return msg
+        if self.lost or (self.closed and self.codec.close_received):
+            return CLOSED_MESSAGE
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            raise RuntimeError("Concurrent call to receive() is not allowed")
+        loop = self._loop
+        assert loop is not None
+        waiter = self.waiter = loop.create_future()
+        if timeout is None:
+            timeout = self.receive_timeout
+        if timeout is not None:
+            timer = loop.call_later(timeout, _time_out, waiter)
+            waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
+
     def discard_queue(self) -> None:
         """Forget the messages the application did not read (it closed)."""
         while self.next_message() is not None:
@@ -364,8 +387,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def send_frame(self, frame: bytes) -> bool:
         """Write one encoded frame; True if the sender should `drain()`.
         Raises ConnectionResetError once the connection is closing."""
+        # (`closed` covers every way the transport comes to close but an
+        # abort from outside, after which the transport drops the write.)
         transport = self.transport
-        if transport is None or self.closed or transport.is_closing():
+        if transport is None or self.closed:
             raise ConnectionResetError("Cannot write to closing transport")
         transport.write(frame)
         return self._writing_paused
@@ -517,9 +542,11 @@ class WebSocketMethods:
     async def send_str(self, data: str, compress: bool | int | None = None) -> None:
         """Send a text message. `compress=False` (or 0) sends it uncompressed
         even when permessage-deflate was agreed."""
+        ws = self._ws
+        if ws is None:
+            raise RuntimeError("Call .prepare() first")
         if type(data) is not str and not isinstance(data, str):
             raise TypeError(f"data argument must be str ({type(data)!r})")
-        ws = self._connection()
         flag = None if compress is None else bool(compress)
         if ws.send_frame(ws.codec.encode_message(OP_TEXT, data.encode("utf-8"), flag)):
             await ws.drain()
@@ -600,28 +627,8 @@ class WebSocketMethods:
         """The next message: TEXT, BINARY, CLOSE, ERROR (PING and PONG too with
         `autoping=False`); CLOSED once nothing more can come. Raises
         TimeoutError after `timeout` seconds (default: `receive_timeout`)."""
-        ws = self._connection()
-        msg = ws.next_message()
-        if msg is not None:
-            return msg
-        if ws.lost or (ws.closed and ws.codec.close_received):
-            return CLOSED_MESSAGE
-        if ws.waiter is not None and not ws.waiter.done():
-            raise RuntimeError("Concurrent call to receive() is not allowed")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[WSMessage] = loop.create_future()
-        ws.waiter = waiter
-        if timeout is None:
-            timeout = ws.receive_timeout
-        if timeout is None:
-            return await waiter
-        timer = loop.call_later(timeout, _time_out, waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            if ws.waiter is waiter:
-                ws.waiter = None
+        got = self._connection().take(timeout)
+        return got if got.__class__ is WSMessage else await got  # type: ignore[misc]
 
     async def receive_str(self, *, timeout: float | None = None) -> str:
         """The next message, which must be TEXT (else TypeError)."""
@@ -649,7 +656,9 @@ class WebSocketMethods:
     async def __anext__(self) -> WSMessage:
         """The next message; the iteration ends at CLOSE, CLOSING and CLOSED,
         as aiohttp's does (an ERROR message is yielded, then CLOSED ends it)."""
-        msg = await self.receive()
+        # receive(), inlined: one coroutine less per message.
+        got = self._connection().take(None)
+        msg: WSMessage = got if got.__class__ is WSMessage else await got  # type: ignore[misc]
         if msg[0] in _ENDS:
             raise StopAsyncIteration
         return msg
