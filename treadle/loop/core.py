@@ -68,8 +68,18 @@ def _env_debug() -> bool:
     return not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
 
 
-def _interest(entry: list[Handle | None]) -> int:
+def _interest(entry: list[Any]) -> int:
     return (READ if entry[0] is not None else 0) | (WRITE if entry[1] is not None else 0)
+
+
+def _fd_was_reused(old: Any, fd: int) -> bool:
+    """Whether `old`, registered under `fd`, no longer owns that number."""
+    if isinstance(old, int):
+        return False
+    try:
+        return bool(old.fileno() != fd)
+    except (AttributeError, TypeError, ValueError, OSError):
+        return True
 
 
 def _stop_when_done(fut: asyncio.Future[Any]) -> None:
@@ -113,8 +123,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._asyncgens_shutdown_called = False
         self._coroutine_origin_depth: int | None = None
         self._signal_handlers: dict[int, Handle] = {}
-        # fd -> [reader, writer]; the poller holds the same interest.
-        self._fds: dict[int, list[Handle | None]] = {}
+        # fd -> [reader, writer, file object]; the poller holds the same
+        # interest. The file object (None for a bare fd) is what add_reader()
+        # was given: once it is closed its fileno() no longer names the fd, and
+        # remove_reader() finds the registration by the object instead.
+        self._fds: dict[int, list[Any]] = {}
         # fd -> the transport that owns it: add_reader and sock_* refuse those fds.
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
             weakref.WeakValueDictionary()
@@ -695,20 +708,34 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
-    def _set_fd_handler(self, fd: int, slot: int, handle: Handle | None) -> Handle | None:
+    def _set_fd_handler(
+        self, fd: int, slot: int, handle: Handle | None, fileobj: Any = None
+    ) -> Handle | None:
         """Install (or with None, remove) the reader (slot 0) or writer (slot 1)
-        of `fd`, keep the poller's interest in step, return the previous handle."""
+        of `fd`, keep the poller's interest in step, return the previous handle.
+        `fileobj` is what add_reader()/add_writer() were given (None from
+        inside the loop, which registers bare fds)."""
         entry = self._fds.get(fd)
         if entry is None:
             if handle is None:
                 return None
-            entry = [None, None]
+            entry = [None, None, fileobj]
             entry[slot] = handle
             self._poller.register(fd, READ if slot == 0 else WRITE)
             self._fds[fd] = entry
             return None
+        if fileobj is not None and fileobj is not entry[2]:
+            old, entry[2] = entry[2], fileobj
+            if old is not None and _fd_was_reused(old, fd):
+                # The first object was closed without remove_reader() and its
+                # number reused by this one: the poller dropped the closed
+                # file, so register the new one afresh, or it would never be
+                # reported (the stdlib loop hangs here).
+                interest = _interest(entry)
+                self._poller.unregister(fd, interest)
+                self._poller.register(fd, interest)
         old_interest = _interest(entry)
-        previous = entry[slot]
+        previous: Handle | None = entry[slot]
         entry[slot] = handle
         new_interest = _interest(entry)
         if new_interest == 0:
@@ -745,19 +772,41 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         previous.cancel()
         return True
 
+    def _registered_fd(self, fileobj: Any) -> int | None:
+        """The fd a file object is registered under, for one whose fileno()
+        no longer says (a socket closed while registered says -1): found by
+        the object, as `selectors` does, so the registration can be removed
+        and a new file given the same number can be watched. None if the loop
+        is closed; ValueError if the object is not registered."""
+        for fd, entry in self._fds.items():
+            if entry[2] is fileobj:
+                return fd
+        if self._closed:
+            return None
+        raise ValueError(f"Invalid file object: {fileobj!r}")
+
     def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call `callback(*args)` whenever `fd` (an int or an object with
         `fileno()`) is readable; replaces a previous reader of the same fd."""
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "add_reader")
+        fileobj = fd
         fd = self._fileno(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_reader(fd, callback, args)
+        previous = self._set_fd_handler(fd, 0, Handle(callback, args, self, None), fileobj)
+        if previous is not None:
+            previous.cancel()
 
     def remove_reader(self, fd: Any) -> bool:
-        """Stop watching `fd` for reading; True if a reader was removed."""
-        fd = self._fileno(fd)
+        """Stop watching `fd` for reading; True if a reader was removed. A
+        file object closed since add_reader() is found by the object."""
+        try:
+            fd = self._fileno(fd)
+        except ValueError:
+            fd = self._registered_fd(fd)
+            if fd is None:
+                return False
         self._ensure_fd_no_transport(fd)
         return self._remove_fd_handler(fd, 0)
 
@@ -766,13 +815,22 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "add_writer")
+        fileobj = fd
         fd = self._fileno(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_writer(fd, callback, args)
+        previous = self._set_fd_handler(fd, 1, Handle(callback, args, self, None), fileobj)
+        if previous is not None:
+            previous.cancel()
 
     def remove_writer(self, fd: Any) -> bool:
-        """Stop watching `fd` for writing; True if a writer was removed."""
-        fd = self._fileno(fd)
+        """Stop watching `fd` for writing; True if a writer was removed. A
+        file object closed since add_writer() is found by the object."""
+        try:
+            fd = self._fileno(fd)
+        except ValueError:
+            fd = self._registered_fd(fd)
+            if fd is None:
+                return False
         self._ensure_fd_no_transport(fd)
         return self._remove_fd_handler(fd, 1)
 
