@@ -624,6 +624,49 @@ def test_unix_datagram(loop: asyncio.AbstractEventLoop, sock_path: str) -> None:
     assert run(loop, main()) == b"unix datagram"
 
 
+@pytest.mark.expect_loop_errors
+def test_datagram_endpoint_over_a_connected_unnamed_socket(
+    loop: asyncio.AbstractEventLoop,
+    loop_kind: str,
+    loop_errors: list[dict[str, Any]],
+    request: pytest.FixtureRequest,
+) -> None:
+    # One end of a Unix datagram socketpair is connected, but its peer's name
+    # is '': a transport must send() on it, not sendto(data, None).
+    if loop_kind == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the stdlib loop takes a peer named '' for no peer: sendto(data, None) "
+                "fails with TypeError and closes the transport (uvloop sends)",
+                strict=True,
+            )
+        )
+
+    class Sink(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.got.put_nowait(data)
+
+    async def main() -> list[bytes]:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with theirs:
+            transport, sink = await loop.create_datagram_endpoint(Sink, sock=mine)
+            transport.sendto(b"out")
+            # A local datagram is in the peer's queue once send() returns.
+            theirs.setblocking(False)
+            out = theirs.recv(100)
+            theirs.send(b"in")
+            back = await sink.got.get()  # type: ignore[attr-defined]
+            assert not transport.is_closing()
+            transport.close()
+            return [out, back]
+
+    assert run(loop, main()) == [b"out", b"in"]
+    assert loop_errors == []
+
+
 def test_sendfile(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     content = os.urandom(3 * 1024 * 1024 + 17)
     path = tmp_path / "data.bin"
