@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import gc
 import logging
+import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -363,6 +367,96 @@ def test_debug_mode_logs_slow_callbacks(
     slow_logs = [r for r in caplog.records if "took" in r.getMessage()]
     assert slow_logs, caplog.text
     assert "slow" in slow_logs[0].getMessage()
+
+
+def _slow_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+
+
+def test_debug_slow_task_step_names_the_task(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A task's step is scheduled as asyncio's internal step wrapper; the
+    # warning must name the task and its coroutine, or it does not say whose
+    # code was slow.
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    async def sluggish_step() -> None:
+        time.sleep(0.05)
+
+    async def main() -> None:
+        await loop.create_task(sluggish_step(), name="the-slow-one")
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        run(loop, main())
+    slow = [m for m in _slow_warnings(caplog) if "the-slow-one" in m]
+    assert slow, caplog.text
+    assert "sluggish_step" in slow[0]
+    assert f"defined at {__file__}" in slow[0]
+    assert "StepMethWrapper" not in caplog.text
+
+
+def test_debug_slow_callback_says_where_it_is_defined(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    def sluggish() -> None:
+        time.sleep(0.05)
+
+    loop.call_soon(sluggish)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_forever()
+    where = f"sluggish() at {__file__}:{sluggish.__code__.co_firstlineno}"
+    assert any(where in m for m in _slow_warnings(caplog)), caplog.text
+
+
+@pytest.mark.expect_loop_errors
+def test_callback_error_says_where_the_callback_is_defined(
+    loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]]
+) -> None:
+    def broken(n: int) -> None:
+        raise ValueError(n)
+
+    loop.call_soon(functools.partial(broken, 7))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    [context] = loop_errors
+    assert context["message"].startswith("Exception in callback ")
+    assert context["message"].endswith(f" at {__file__}:{broken.__code__.co_firstlineno}")
+
+
+@pytest.mark.expect_loop_errors
+def test_debug_pending_task_destroyed_says_where_it_was_made(
+    loop: asyncio.AbstractEventLoop,
+    loop_errors: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop.set_debug(True)
+
+    async def forever() -> None:
+        await loop.create_future()
+
+    async def main() -> int:
+        task = loop.create_task(forever())
+        line = sys._getframe().f_lineno - 1
+        await asyncio.sleep(0)
+        del task  # pending, and now unreachable but for its own cycle
+        return line
+
+    line = run(loop, main())
+    gc.collect()
+    [context] = [c for c in loop_errors if "destroyed but it is pending" in c["message"]]
+    made_at = context["source_traceback"][-1]
+    assert (made_at.filename, made_at.lineno) == (__file__, line)
+    assert f"created at {__file__}:{line}" in repr(context["task"])
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.default_exception_handler(context)
+    assert "source_traceback: Object created at (most recent call last):" in caplog.text
+    assert f'File "{__file__}", line {line}' in caplog.text
 
 
 def test_debug_handles_remember_where_they_were_made(loop: asyncio.AbstractEventLoop) -> None:

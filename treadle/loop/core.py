@@ -82,6 +82,16 @@ def _fd_was_reused(old: Any, fd: int) -> bool:
         return True
 
 
+def _describe_handle(handle: Handle) -> str:
+    """What the slow-callback warning names: for a step of a task, the task
+    (its coroutine and where it is defined), not the step wrapper that
+    asyncio's Task schedules, which says nothing about whose code was slow."""
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return repr(handle)
+
+
 def _stop_when_done(fut: asyncio.Future[Any]) -> None:
     # SystemExit and KeyboardInterrupt already unwind run_forever on their own.
     if not fut.cancelled() and isinstance(fut.exception(), (SystemExit, KeyboardInterrupt)):
@@ -442,7 +452,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 handle._run()
                 dt = _monotonic() - t0
                 if dt >= self.slow_callback_duration:
-                    logger.warning("Executing %r took %.3f seconds", handle, dt)
+                    logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), dt)
             finally:
                 self._current_handle = None
 
@@ -589,7 +599,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Wrap a coroutine in a Task (or whatever the task factory makes)."""
         self._check_closed()
         if self._task_factory is None:
-            return asyncio.Task(coro, loop=self, name=name, context=context)
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            if self._debug and task._source_traceback:  # type: ignore[attr-defined]
+                # Where the task was made is the caller's line, not this one:
+                # "Task was destroyed but it is pending" and the task's repr
+                # point there (asyncio drops its own frame too).
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
+            return task
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -638,10 +654,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             value = context[key]
             if key == "source_traceback":
                 text = "".join(traceback.format_list(value)).rstrip()
-                lines.append(f"Object created at (most recent call last):\n{text}")
+                lines.append(f"{key}: Object created at (most recent call last):\n{text}")
             elif key == "handle_traceback":
                 text = "".join(traceback.format_list(value)).rstrip()
-                lines.append(f"Handle created at (most recent call last):\n{text}")
+                lines.append(f"{key}: Handle created at (most recent call last):\n{text}")
             else:
                 lines.append(f"{key}: {value!r}")
         logger.error("\n".join(lines), exc_info=exc_info)
