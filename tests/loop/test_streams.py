@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -482,6 +484,119 @@ def test_connection_refused_and_happy_eyeballs(loop: asyncio.AbstractEventLoop) 
         await server.wait_closed()
 
     run(loop, main())
+
+
+_STDLIB_CONNECT_CYCLES_FIXED = sys.version_info >= (3, 13, 1) or (
+    (3, 12, 8) <= sys.version_info < (3, 13)
+)
+
+
+def _among(obj: object, objects: list[Any]) -> bool:
+    return any(obj is o for o in objects)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param({}, id="in-turn"),
+        pytest.param({"happy_eyeballs_delay": 0.25}, id="happy-eyeballs"),
+        pytest.param({"all_errors": True}, id="all-errors"),
+        pytest.param({"local_addr": "busy"}, id="local-addr-in-use"),
+    ],
+)
+def test_failed_connect_leaves_no_reference_cycle(
+    loop: asyncio.AbstractEventLoop,
+    loop_kind: str,
+    how: dict[str, Any],
+    request: pytest.FixtureRequest,
+) -> None:
+    # Every failed connect must be freed by reference counting alone: the
+    # error must not stay referenced from the loop's own frames (a list of
+    # errors, a future) that its traceback keeps alive, a cycle that only the
+    # garbage collector frees (CPython gh-124859; anyio tests for it).
+    if loop_kind == "asyncio" and ("all_errors" in how or "happy_eyeballs_delay" in how):
+        if "all_errors" in how and sys.version_info < (3, 12):
+            pytest.skip("the stdlib loop has all_errors from Python 3.12")
+        if not _STDLIB_CONNECT_CYCLES_FIXED:
+            request.applymarker(
+                pytest.mark.xfail(
+                    reason="the stdlib loop left these cycles until 3.12.8 and 3.13.1 (gh-124859)",
+                    strict=True,
+                )
+            )
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    dead = spare.getsockname()[1]
+    expected: type[OSError] = ConnectionRefusedError
+    if how.get("local_addr") == "busy":
+        how = {"local_addr": spare.getsockname()}  # bound and kept: EADDRINUSE
+        expected = OSError
+    else:
+        spare.close()
+
+    async def main() -> list[BaseException]:
+        try:
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", dead, **how)
+        except (OSError, ExceptionGroup) as exc:
+            return [exc]
+        finally:
+            spare.close()
+        raise AssertionError("connected to a closed port")
+
+    _assert_freed_by_refcount(loop, main, expected)
+
+
+def test_failed_datagram_endpoint_leaves_no_reference_cycle(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, request: pytest.FixtureRequest
+) -> None:
+    if loop_kind == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the stdlib loop keeps a failed bind's error in a cycle "
+                "(seen on 3.11.7, 3.12.1 and 3.13.0)",
+                strict=False,
+            )
+        )
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+
+    async def main() -> list[BaseException]:
+        try:
+            await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=busy.getsockname()
+            )
+        except OSError as exc:
+            return [exc]
+        finally:
+            busy.close()
+        raise AssertionError("bound a port in use")
+
+    _assert_freed_by_refcount(loop, main, OSError)
+
+
+def _assert_freed_by_refcount(
+    loop: asyncio.AbstractEventLoop,
+    fail: Callable[[], Coroutine[Any, Any, list[BaseException]]],
+    expected: type[OSError],
+) -> None:
+    """Run `fail()`, which returns the error it caught, with the garbage
+    collector off, and check that nothing but the test holds the error."""
+    gc.collect()
+    gc.disable()  # a collection would hide the cycle by freeing it
+    try:
+        box = run(loop, fail())
+        failure = box[0]
+        errors = list(failure.exceptions) if isinstance(failure, ExceptionGroup) else [failure]
+        assert all(isinstance(e, expected) for e in errors), errors
+        # What this test holds them by (no comprehension names `failure`: on
+        # 3.11 that would make a closure cell that refers to it).
+        ours = [box, errors, getattr(failure, "exceptions", None)]
+        for error in errors:
+            others = [type(r).__name__ for r in gc.get_referrers(error) if not _among(r, ours)]
+            assert others == []
+        del failure, errors, box, ours
+    finally:
+        gc.enable()
 
 
 @pytest.fixture

@@ -285,4 +285,9 @@ class DatagramMixin(SocketsMixin):
                 if sock is not None:
                     sock.close()
                 raise
-        raise errors[0]
+        try:
+            raise errors[0]
+        finally:
+            # This frame stays in the error's traceback: let it not hold the
+            # error (a cycle that only the garbage collector would free).
+            errors.clear()
