@@ -445,9 +445,10 @@ class StreamsMixin(SocketsMixin):
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-    ) -> asyncio.Transport:
-        """Upgrade an open connection to TLS; return the new (TLS) transport."""
-        transport_: asyncio.Transport = await tls.start_tls(
+    ) -> asyncio.Transport | None:
+        """Upgrade an open connection to TLS; return the new (TLS) transport,
+        or None if `transport` was closing before the upgrade (as asyncio)."""
+        transport_: asyncio.Transport | None = await tls.start_tls(
             self,
             transport,
             protocol,
