@@ -11,11 +11,12 @@ import sys
 import threading
 import time
 from typing import Any
+from unittest import mock
 
 import pytest
 
 import treadle
-from tests.conftest import run
+from tests.conftest import LOOP_FACTORIES, run
 
 
 def test_call_soon_runs_in_fifo_order_with_args(loop: asyncio.AbstractEventLoop) -> None:
@@ -465,6 +466,86 @@ def test_debug_handles_remember_where_they_were_made(loop: asyncio.AbstractEvent
     assert "created at" in repr(h)
     assert __file__.rstrip("c") in repr(h)
     h.cancel()
+
+
+async def _iterations(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_scheduler_follows_a_patched_time(loop: asyncio.AbstractEventLoop) -> None:
+    # aiohttp's tests patch loop.time; asyncio's scheduler reads self.time(),
+    # so timers follow the patched clock.
+    async def main() -> list[str]:
+        fired: list[str] = []
+        base = loop.time()
+        with mock.patch.object(loop, "time", return_value=base + 1000.0):
+            assert loop.time() == base + 1000.0
+            handle = loop.call_later(5, fired.append, "later")
+            assert handle.when() == base + 1005.0
+            loop.call_at(base + 500.0, fired.append, "due")  # in the patched past
+            await _iterations(3)  # a due timer runs in the next iteration
+            handle.cancel()
+        # The real clock is back, and timers still fire.
+        assert abs(loop.time() - time.monotonic()) < 1.0
+        await asyncio.sleep(0.01)
+        return fired
+
+    # Not run(): its timeout is a timer too, and the patched clock makes it due.
+    assert loop.run_until_complete(main()) == ["due"]
+
+
+@pytest.mark.parametrize("order", ["replace, then stop", "stop, then replace"])
+def test_stop_and_a_replaced_clock_in_one_iteration(
+    loop: asyncio.AbstractEventLoop, order: str
+) -> None:
+    def both() -> None:
+        if order == "stop, then replace":
+            loop.stop()
+        loop.time = lambda: 0.0  # type: ignore[method-assign]
+        if order == "replace, then stop":
+            loop.stop()
+
+    rescued: list[bool] = []
+
+    def rescue() -> None:
+        rescued.append(True)
+        loop.stop()
+
+    safety = threading.Timer(30, loop.call_soon_threadsafe, (rescue,))
+    safety.start()
+    loop.call_soon(both)
+    try:
+        loop.run_forever()
+    finally:
+        safety.cancel()
+        del loop.time  # type: ignore[method-assign]
+    assert not rescued  # the stop was not lost in a restart for the new clock
+    assert loop.time() > 0.0
+
+
+def test_a_subclass_clock_drives_the_scheduler(loop_kind: str) -> None:
+    probe = LOOP_FACTORIES[loop_kind]()
+    base_class = type(probe)
+    probe.close()
+    ahead = time.monotonic() + 1000.0
+
+    class AheadLoop(base_class):  # type: ignore[valid-type,misc]
+        def time(self) -> float:
+            return ahead
+
+    ahead_loop = AheadLoop()
+    fired: list[str] = []
+    try:
+        handle = ahead_loop.call_later(5, fired.append, "later")
+        assert handle.when() == ahead + 5
+        handle.cancel()
+        ahead_loop.call_at(ahead - 1, fired.append, "due")
+        ahead_loop.call_at(ahead - 1, ahead_loop.stop)
+        ahead_loop.run_forever()
+    finally:
+        ahead_loop.close()
+    assert fired == ["due"]
 
 
 def test_time_is_monotonic(loop: asyncio.AbstractEventLoop) -> None:

@@ -99,6 +99,31 @@ def _stop_when_done(fut: asyncio.Future[Any]) -> None:
     fut.get_loop().stop()
 
 
+class _Clock:
+    """`loop.time`: the loop's clock, `time.monotonic` unless replaced.
+
+    Tests replace it on a loop (`mock.patch.object(loop, "time", ...)`, as
+    aiohttp's do) and expect the scheduler to follow, as asyncio's does: it
+    calls `self.time()` for every timer. Treadle's run loop holds the clock in
+    a local, so this descriptor catches the replacement instead: setting or
+    deleting `loop.time` swaps `loop._clock`, which `call_later()` and the run
+    loop use, and a running loop starts its run over to bind the new one. The
+    common case pays nothing: no check per iteration, and `loop.time()` is
+    one Python call, as it was.
+    """
+
+    def __get__(self, loop: BaseEventLoop | None, owner: type | None = None) -> Any:
+        if loop is None:
+            return self
+        return loop._clock
+
+    def __set__(self, loop: BaseEventLoop, clock: Callable[[], float]) -> None:
+        loop._set_clock(clock)
+
+    def __delete__(self, loop: BaseEventLoop) -> None:
+        loop._set_clock(None)
+
+
 def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.set_result(None)
@@ -117,6 +142,12 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # then have nothing to release if construction fails half-way.
         self._closed = True
         self._stopping = False
+        # The clock `time` returns (see _Clock); a subclass's own time() wins.
+        self._clock: Callable[[], float] = (
+            _monotonic if isinstance(type(self).time, _Clock) else self.time
+        )
+        # Set when the clock is replaced while running: the run starts over.
+        self._clock_changed = False
         self._debug = _env_debug()
         self._thread_id: int | None = None
         self._ready: collections.deque[Handle] = collections.deque()
@@ -168,9 +199,17 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
 
     # -- time and scheduling -------------------------------------------------------
 
-    def time(self) -> float:
-        """The loop's clock: `time.monotonic()`."""
-        return _monotonic()
+    #: The loop's clock: `loop.time()` is `time.monotonic()` unless replaced
+    #: (see `_Clock`).
+    time = _Clock()
+
+    def _set_clock(self, clock: Callable[[], float] | None) -> None:
+        self._clock = _monotonic if clock is None else clock
+        if self._thread_id is not None and not self._stopping:
+            # The run loop holds the clock in a local: end this run after the
+            # current iteration and start another with the new clock.
+            self._stopping = True
+            self._clock_changed = True
 
     def call_soon(
         self,
@@ -209,7 +248,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run `callback(*args)` after `delay` seconds (never before)."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self._schedule_at(_monotonic() + delay, callback, args, context)
+        return self._schedule_at(self._clock() + delay, callback, args, context)
 
     def call_at(
         self,
@@ -331,7 +370,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         asyncio.events._set_running_loop(self)
         try:
             self._set_coroutine_origin_tracking(self._debug)
-            self._run()
+            while True:
+                self._run()
+                if not self._clock_changed:
+                    break
+                # Only the clock changed (see _set_clock): run on with it.
+                self._clock_changed = False
+                self._stopping = False
         finally:
             self._stopping = False
             self._polling = False
@@ -358,7 +403,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         ready_write = poller.READY_WRITE
         resolution = self._clock_resolution
         signal_handlers = self._signal_handlers
-        monotonic = _monotonic
+        monotonic = self._clock  # bound per run: see _Clock
         handle: Handle | None = None
 
         while True:
@@ -493,6 +538,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     def stop(self) -> None:
         """Stop after the current iteration (or after one iteration, if not running)."""
         self._stopping = True
+        self._clock_changed = False  # a real stop, not a restart for a new clock
 
     def is_running(self) -> bool:
         return self._thread_id is not None
