@@ -631,6 +631,32 @@ def test_unix_server_and_connection(loop: asyncio.AbstractEventLoop, sock_path: 
         assert not Path(sock_path).exists()  # cleanup_socket
 
 
+def test_closing_a_unix_server_removes_its_socket_file(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, sock_path: str
+) -> None:
+    # Python 3.13's behaviour (cleanup_socket=True by default). Treadle has
+    # it on every version, a deliberate difference on 3.11 and 3.12, where
+    # the stdlib loop leaves the file (docs/compatibility.md says why).
+    removes = loop_kind == "treadle" or sys.version_info >= (3, 13)
+
+    async def main() -> tuple[bool, bool]:
+        server = await loop.create_unix_server(asyncio.Protocol, sock_path)
+        server.close()
+        await server.wait_closed()
+        left = Path(sock_path).exists()
+        kept = True
+        if removes:  # the stdlib loop knows cleanup_socket from 3.13
+            server = await loop.create_unix_server(  # type: ignore[call-arg]
+                asyncio.Protocol, sock_path, cleanup_socket=False
+            )
+            server.close()
+            await server.wait_closed()
+            kept = Path(sock_path).exists()
+        return left, kept
+
+    assert run(loop, main()) == (not removes, True)
+
+
 def test_unix_errors(loop: asyncio.AbstractEventLoop, sock_path: str) -> None:
     async def main() -> None:
         with socket.socket(socket.AF_UNIX) as s, pytest.raises(ValueError, match="path and sock"):
