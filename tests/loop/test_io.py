@@ -122,6 +122,91 @@ def test_invalid_file_objects(loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader("not a file", print)  # type: ignore[arg-type]
 
 
+async def _one_full_poll(loop: asyncio.AbstractEventLoop) -> None:
+    """Return once the loop has polled since this call began: by then every
+    callback of a file that was ready before that poll has run (no timing)."""
+    r, w = socket.socketpair()
+    with r, w:
+        w.send(b"x")
+        polled = loop.create_future()
+        loop.add_reader(r, lambda: polled.done() or polled.set_result(None))
+        try:
+            await polled
+        finally:
+            loop.remove_reader(r)
+
+
+def _pair_reusing(fd: int) -> tuple[socket.socket, socket.socket]:
+    """A socket pair whose first socket has the number `fd` (free again)."""
+    c, d = socket.socketpair()
+    if d.fileno() == fd:
+        c, d = d, c
+    assert c.fileno() == fd  # POSIX hands out the lowest free number
+    return c, d
+
+
+@pytest.mark.parametrize("direction", ["reader", "writer"])
+def test_removing_a_socket_closed_while_registered(
+    loop: asyncio.AbstractEventLoop, direction: str
+) -> None:
+    # The stdlib finds the registration by the object (selectors does), so it
+    # goes, and a new socket given the same number is watched as it should be.
+    add = loop.add_reader if direction == "reader" else loop.add_writer
+    remove = loop.remove_reader if direction == "reader" else loop.remove_writer
+
+    async def main() -> list[str]:
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        with b:
+            add(a, print)
+            a.close()
+            assert remove(a) is True
+            with pytest.raises(ValueError):
+                remove(a)  # gone now, and a closed socket names no fd
+        c, d = _pair_reusing(fd)
+        fired: list[str] = []
+        with c, d:
+            add(c, fired.append, "c")
+            d.send(b"x")
+            await _one_full_poll(loop)
+            assert remove(c)
+        return fired
+
+    assert run(loop, main())[:1] == ["c"]
+
+
+def test_a_reused_fd_number_is_watched_afresh(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, request: pytest.FixtureRequest
+) -> None:
+    # A socket closed without remove_reader(), its number reused by a new one:
+    # the poller forgot the closed file, so the new reader must be registered
+    # again, not just swapped in, or it never fires (a silent hang).
+    if loop_kind == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the stdlib loop keeps the stale key and never registers the new socket",
+                strict=True,
+            )
+        )
+
+    async def main() -> list[str]:
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        loop.add_reader(a, print)
+        a.close()
+        b.close()
+        c, d = _pair_reusing(fd)
+        fired: list[str] = []
+        with c, d:
+            loop.add_reader(c, fired.append, "c")
+            d.send(b"x")
+            await _one_full_poll(loop)
+            loop.remove_reader(c)
+        return fired
+
+    assert run(loop, main()) == ["c"]
+
+
 def test_sock_echo_over_tcp(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
     port = listener.getsockname()[1]
     payload = b"x" * 3_000_000  # more than a socket buffer: sendall must wait

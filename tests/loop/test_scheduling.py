@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import gc
 import logging
+import sys
 import threading
 import time
+from typing import Any
+from unittest import mock
 
 import pytest
 
 import treadle
-from tests.conftest import run
+from tests.conftest import LOOP_FACTORIES, run
 
 
 def test_call_soon_runs_in_fifo_order_with_args(loop: asyncio.AbstractEventLoop) -> None:
@@ -365,12 +370,182 @@ def test_debug_mode_logs_slow_callbacks(
     assert "slow" in slow_logs[0].getMessage()
 
 
+def _slow_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+
+
+def test_debug_slow_task_step_names_the_task(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A task's step is scheduled as asyncio's internal step wrapper; the
+    # warning must name the task and its coroutine, or it does not say whose
+    # code was slow.
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    async def sluggish_step() -> None:
+        time.sleep(0.05)
+
+    async def main() -> None:
+        await loop.create_task(sluggish_step(), name="the-slow-one")
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        run(loop, main())
+    slow = [m for m in _slow_warnings(caplog) if "the-slow-one" in m]
+    assert slow, caplog.text
+    assert "sluggish_step" in slow[0]
+    assert f"defined at {__file__}" in slow[0]
+    assert "StepMethWrapper" not in caplog.text
+
+
+def test_debug_slow_callback_says_where_it_is_defined(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    def sluggish() -> None:
+        time.sleep(0.05)
+
+    loop.call_soon(sluggish)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_forever()
+    where = f"sluggish() at {__file__}:{sluggish.__code__.co_firstlineno}"
+    assert any(where in m for m in _slow_warnings(caplog)), caplog.text
+
+
+@pytest.mark.expect_loop_errors
+def test_callback_error_says_where_the_callback_is_defined(
+    loop: asyncio.AbstractEventLoop, loop_errors: list[dict[str, Any]]
+) -> None:
+    def broken(n: int) -> None:
+        raise ValueError(n)
+
+    loop.call_soon(functools.partial(broken, 7))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    [context] = loop_errors
+    assert context["message"].startswith("Exception in callback ")
+    assert context["message"].endswith(f" at {__file__}:{broken.__code__.co_firstlineno}")
+
+
+@pytest.mark.expect_loop_errors
+def test_debug_pending_task_destroyed_says_where_it_was_made(
+    loop: asyncio.AbstractEventLoop,
+    loop_errors: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop.set_debug(True)
+
+    async def forever() -> None:
+        await loop.create_future()
+
+    async def main() -> int:
+        task = loop.create_task(forever())
+        line = sys._getframe().f_lineno - 1
+        await asyncio.sleep(0)
+        del task  # pending, and now unreachable but for its own cycle
+        return line
+
+    line = run(loop, main())
+    gc.collect()
+    [context] = [c for c in loop_errors if "destroyed but it is pending" in c["message"]]
+    made_at = context["source_traceback"][-1]
+    assert (made_at.filename, made_at.lineno) == (__file__, line)
+    assert f"created at {__file__}:{line}" in repr(context["task"])
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.default_exception_handler(context)
+    assert "source_traceback: Object created at (most recent call last):" in caplog.text
+    assert f'File "{__file__}", line {line}' in caplog.text
+
+
 def test_debug_handles_remember_where_they_were_made(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_debug(True)
     h = loop.call_soon(print)
     assert "created at" in repr(h)
     assert __file__.rstrip("c") in repr(h)
     h.cancel()
+
+
+async def _iterations(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_scheduler_follows_a_patched_time(loop: asyncio.AbstractEventLoop) -> None:
+    # aiohttp's tests patch loop.time; asyncio's scheduler reads self.time(),
+    # so timers follow the patched clock.
+    async def main() -> list[str]:
+        fired: list[str] = []
+        base = loop.time()
+        with mock.patch.object(loop, "time", return_value=base + 1000.0):
+            assert loop.time() == base + 1000.0
+            handle = loop.call_later(5, fired.append, "later")
+            assert handle.when() == base + 1005.0
+            loop.call_at(base + 500.0, fired.append, "due")  # in the patched past
+            await _iterations(3)  # a due timer runs in the next iteration
+            handle.cancel()
+        # The real clock is back, and timers still fire.
+        assert abs(loop.time() - time.monotonic()) < 1.0
+        await asyncio.sleep(0.01)
+        return fired
+
+    # Not run(): its timeout is a timer too, and the patched clock makes it due.
+    assert loop.run_until_complete(main()) == ["due"]
+
+
+@pytest.mark.parametrize("order", ["replace, then stop", "stop, then replace"])
+def test_stop_and_a_replaced_clock_in_one_iteration(
+    loop: asyncio.AbstractEventLoop, order: str
+) -> None:
+    def both() -> None:
+        if order == "stop, then replace":
+            loop.stop()
+        loop.time = lambda: 0.0  # type: ignore[method-assign]
+        if order == "replace, then stop":
+            loop.stop()
+
+    rescued: list[bool] = []
+
+    def rescue() -> None:
+        rescued.append(True)
+        loop.stop()
+
+    safety = threading.Timer(30, loop.call_soon_threadsafe, (rescue,))
+    safety.start()
+    loop.call_soon(both)
+    try:
+        loop.run_forever()
+    finally:
+        safety.cancel()
+        del loop.time  # type: ignore[method-assign]
+    assert not rescued  # the stop was not lost in a restart for the new clock
+    assert loop.time() > 0.0
+
+
+def test_a_subclass_clock_drives_the_scheduler(loop_kind: str) -> None:
+    probe = LOOP_FACTORIES[loop_kind]()
+    base_class = type(probe)
+    probe.close()
+    ahead = time.monotonic() + 1000.0
+
+    class AheadLoop(base_class):  # type: ignore[valid-type,misc]
+        def time(self) -> float:
+            return ahead
+
+    ahead_loop = AheadLoop()
+    fired: list[str] = []
+    try:
+        handle = ahead_loop.call_later(5, fired.append, "later")
+        assert handle.when() == ahead + 5
+        handle.cancel()
+        ahead_loop.call_at(ahead - 1, fired.append, "due")
+        ahead_loop.call_at(ahead - 1, ahead_loop.stop)
+        ahead_loop.run_forever()
+    finally:
+        ahead_loop.close()
+    assert fired == ["due"]
 
 
 def test_time_is_monotonic(loop: asyncio.AbstractEventLoop) -> None:

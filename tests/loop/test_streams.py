@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -484,6 +486,119 @@ def test_connection_refused_and_happy_eyeballs(loop: asyncio.AbstractEventLoop) 
     run(loop, main())
 
 
+_STDLIB_CONNECT_CYCLES_FIXED = sys.version_info >= (3, 13, 1) or (
+    (3, 12, 8) <= sys.version_info < (3, 13)
+)
+
+
+def _among(obj: object, objects: list[Any]) -> bool:
+    return any(obj is o for o in objects)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param({}, id="in-turn"),
+        pytest.param({"happy_eyeballs_delay": 0.25}, id="happy-eyeballs"),
+        pytest.param({"all_errors": True}, id="all-errors"),
+        pytest.param({"local_addr": "busy"}, id="local-addr-in-use"),
+    ],
+)
+def test_failed_connect_leaves_no_reference_cycle(
+    loop: asyncio.AbstractEventLoop,
+    loop_kind: str,
+    how: dict[str, Any],
+    request: pytest.FixtureRequest,
+) -> None:
+    # Every failed connect must be freed by reference counting alone: the
+    # error must not stay referenced from the loop's own frames (a list of
+    # errors, a future) that its traceback keeps alive, a cycle that only the
+    # garbage collector frees (CPython gh-124859; anyio tests for it).
+    if loop_kind == "asyncio" and ("all_errors" in how or "happy_eyeballs_delay" in how):
+        if "all_errors" in how and sys.version_info < (3, 12):
+            pytest.skip("the stdlib loop has all_errors from Python 3.12")
+        if not _STDLIB_CONNECT_CYCLES_FIXED:
+            request.applymarker(
+                pytest.mark.xfail(
+                    reason="the stdlib loop left these cycles until 3.12.8 and 3.13.1 (gh-124859)",
+                    strict=True,
+                )
+            )
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    dead = spare.getsockname()[1]
+    expected: type[OSError] = ConnectionRefusedError
+    if how.get("local_addr") == "busy":
+        how = {"local_addr": spare.getsockname()}  # bound and kept: EADDRINUSE
+        expected = OSError
+    else:
+        spare.close()
+
+    async def main() -> list[BaseException]:
+        try:
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", dead, **how)
+        except (OSError, ExceptionGroup) as exc:
+            return [exc]
+        finally:
+            spare.close()
+        raise AssertionError("connected to a closed port")
+
+    _assert_freed_by_refcount(loop, main, expected)
+
+
+def test_failed_datagram_endpoint_leaves_no_reference_cycle(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, request: pytest.FixtureRequest
+) -> None:
+    if loop_kind == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the stdlib loop keeps a failed bind's error in a cycle "
+                "(seen on 3.11.7, 3.12.1 and 3.13.0)",
+                strict=False,
+            )
+        )
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+
+    async def main() -> list[BaseException]:
+        try:
+            await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=busy.getsockname()
+            )
+        except OSError as exc:
+            return [exc]
+        finally:
+            busy.close()
+        raise AssertionError("bound a port in use")
+
+    _assert_freed_by_refcount(loop, main, OSError)
+
+
+def _assert_freed_by_refcount(
+    loop: asyncio.AbstractEventLoop,
+    fail: Callable[[], Coroutine[Any, Any, list[BaseException]]],
+    expected: type[OSError],
+) -> None:
+    """Run `fail()`, which returns the error it caught, with the garbage
+    collector off, and check that nothing but the test holds the error."""
+    gc.collect()
+    gc.disable()  # a collection would hide the cycle by freeing it
+    try:
+        box = run(loop, fail())
+        failure = box[0]
+        errors = list(failure.exceptions) if isinstance(failure, ExceptionGroup) else [failure]
+        assert all(isinstance(e, expected) for e in errors), errors
+        # What this test holds them by (no comprehension names `failure`: on
+        # 3.11 that would make a closure cell that refers to it).
+        ours = [box, errors, getattr(failure, "exceptions", None)]
+        for error in errors:
+            others = [type(r).__name__ for r in gc.get_referrers(error) if not _among(r, ours)]
+            assert others == []
+        del failure, errors, box, ours
+    finally:
+        gc.enable()
+
+
 @pytest.fixture
 def sock_path() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as d:
@@ -514,6 +629,32 @@ def test_unix_server_and_connection(loop: asyncio.AbstractEventLoop, sock_path: 
     assert run(loop, main()) == b"over unix"
     if isinstance(loop, treadle.EventLoop):
         assert not Path(sock_path).exists()  # cleanup_socket
+
+
+def test_closing_a_unix_server_removes_its_socket_file(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, sock_path: str
+) -> None:
+    # Python 3.13's behaviour (cleanup_socket=True by default). Treadle has
+    # it on every version, a deliberate difference on 3.11 and 3.12, where
+    # the stdlib loop leaves the file (docs/compatibility.md says why).
+    removes = loop_kind == "treadle" or sys.version_info >= (3, 13)
+
+    async def main() -> tuple[bool, bool]:
+        server = await loop.create_unix_server(asyncio.Protocol, sock_path)
+        server.close()
+        await server.wait_closed()
+        left = Path(sock_path).exists()
+        kept = True
+        if removes:  # the stdlib loop knows cleanup_socket from 3.13
+            server = await loop.create_unix_server(  # type: ignore[call-arg]
+                asyncio.Protocol, sock_path, cleanup_socket=False
+            )
+            server.close()
+            await server.wait_closed()
+            kept = Path(sock_path).exists()
+        return left, kept
+
+    assert run(loop, main()) == (not removes, True)
 
 
 def test_unix_errors(loop: asyncio.AbstractEventLoop, sock_path: str) -> None:
@@ -622,6 +763,49 @@ def test_unix_datagram(loop: asyncio.AbstractEventLoop, sock_path: str) -> None:
         return data  # type: ignore[no-any-return]
 
     assert run(loop, main()) == b"unix datagram"
+
+
+@pytest.mark.expect_loop_errors
+def test_datagram_endpoint_over_a_connected_unnamed_socket(
+    loop: asyncio.AbstractEventLoop,
+    loop_kind: str,
+    loop_errors: list[dict[str, Any]],
+    request: pytest.FixtureRequest,
+) -> None:
+    # One end of a Unix datagram socketpair is connected, but its peer's name
+    # is '': a transport must send() on it, not sendto(data, None).
+    if loop_kind == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the stdlib loop takes a peer named '' for no peer: sendto(data, None) "
+                "fails with TypeError and closes the transport (uvloop sends)",
+                strict=True,
+            )
+        )
+
+    class Sink(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.got.put_nowait(data)
+
+    async def main() -> list[bytes]:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with theirs:
+            transport, sink = await loop.create_datagram_endpoint(Sink, sock=mine)
+            transport.sendto(b"out")
+            # A local datagram is in the peer's queue once send() returns.
+            theirs.setblocking(False)
+            out = theirs.recv(100)
+            theirs.send(b"in")
+            back = await sink.got.get()  # type: ignore[attr-defined]
+            assert not transport.is_closing()
+            transport.close()
+            return [out, back]
+
+    assert run(loop, main()) == [b"out", b"in"]
+    assert loop_errors == []
 
 
 def test_sendfile(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:

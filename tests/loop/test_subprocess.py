@@ -436,6 +436,25 @@ def test_transport_accessors(loop: asyncio.AbstractEventLoop) -> None:
     run(loop, main())
 
 
+def test_stdin_transport_refuses_reading_as_asyncio_does(loop: asyncio.AbstractEventLoop) -> None:
+    # asyncio's write-pipe transport is a full Transport whose reading methods
+    # raise NotImplementedError; code that catches that must keep working.
+    async def main() -> None:
+        transport, proto = await loop.subprocess_exec(lambda: RecordingProtocol(loop), *CAT)
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.Transport)
+        for method in (stdin.pause_reading, stdin.resume_reading, stdin.is_reading):
+            with pytest.raises(NotImplementedError):
+                method()
+        stdin.write(b"still writable")
+        await proto.got_data.wait()
+        stdin.close()
+        await proto.done
+        transport.close()
+
+    run(loop, main())
+
+
 def test_close_kills_a_running_child(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         transport, proto = await loop.subprocess_exec(lambda: RecordingProtocol(loop), *BLOCKED)

@@ -1007,6 +1007,83 @@ def test_start_tls_cancelled_closes_the_transport(
     run(loop, main())
 
 
+def test_loop_start_tls_on_a_transport_closing_returns_none(
+    loop: asyncio.AbstractEventLoop, certs: Certs
+) -> None:
+    # asyncio (3.11 to 3.13 alike) gives None when the transport's close is
+    # under way, after the protocol has heard connection_lost(); aiohttp's
+    # client relies on it ("Failed to start TLS (possibly caused by closing
+    # transport)").
+    async def main() -> None:
+        server, port, _ = await plain_server()
+        app = App()
+        transport, _ = await loop.create_connection(lambda: app, "127.0.0.1", port)
+        transport.close()
+        upgraded = await loop.start_tls(
+            transport, app, client_context(certs), server_hostname="localhost"
+        )
+        await close_server(server)
+        assert upgraded is None
+        assert app.events == ["made", ("lost", None)]
+
+    run(loop, main())
+
+
+def test_loop_start_tls_on_a_transport_already_closed_returns_none(
+    loop: asyncio.AbstractEventLoop, loop_kind: str, certs: Certs
+) -> None:
+    # The protocol has had its connection_lost(): nothing more can happen, and
+    # start_tls() says so with None at once.
+    if loop_kind == "asyncio":
+        # Seen on 3.11.7, 3.12.1 and 3.13.0; it also leaves its TLS transport
+        # unclosed, to warn in whichever test collects it.
+        pytest.skip(
+            "the stdlib loop waits forever here: its handshake never starts on a closed "
+            "transport, so its handshake timeout never fires either"
+        )
+
+    async def main() -> None:
+        server, port, _ = await plain_server()
+        app = App()
+        transport, _ = await loop.create_connection(lambda: app, "127.0.0.1", port)
+        transport.close()
+        await app.lost
+        upgraded = await loop.start_tls(
+            transport, app, client_context(certs), server_hostname="localhost"
+        )
+        await close_server(server)
+        assert upgraded is None
+        assert app.events == ["made", ("lost", None)]  # not told twice
+
+    run(loop, main())
+
+
+def test_loop_start_tls_peer_closing_during_the_handshake(
+    loop: asyncio.AbstractEventLoop, certs: Certs
+) -> None:
+    # The protocol had connection_made() on the plain transport: when the
+    # upgrade fails, it gets connection_lost() with the error start_tls raises.
+    async def main() -> None:
+        server, port, servers = await plain_server()
+        app = App()
+        transport, _ = await loop.create_connection(lambda: app, "127.0.0.1", port)
+        await servers[0].made
+        upgrading = loop.create_task(
+            loop.start_tls(transport, app, client_context(certs), server_hostname="localhost")
+        )
+        await servers[0].got_data.wait()  # the ClientHello
+        servers[0].transport.close()  # type: ignore[union-attr]
+        try:
+            with pytest.raises(ConnectionResetError):
+                await upgrading
+        finally:
+            await close_server(server)
+        assert isinstance(await app.lost, ConnectionResetError)
+        assert [event[0] for event in app.events] == ["m", "lost"]
+
+    run(loop, main())
+
+
 def test_argument_checks(loop: asyncio.AbstractEventLoop, certs: Certs) -> None:
     context = client_context(certs)
 

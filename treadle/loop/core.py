@@ -68,8 +68,28 @@ def _env_debug() -> bool:
     return not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
 
 
-def _interest(entry: list[Handle | None]) -> int:
+def _interest(entry: list[Any]) -> int:
     return (READ if entry[0] is not None else 0) | (WRITE if entry[1] is not None else 0)
+
+
+def _fd_was_reused(old: Any, fd: int) -> bool:
+    """Whether `old`, registered under `fd`, no longer owns that number."""
+    if isinstance(old, int):
+        return False
+    try:
+        return bool(old.fileno() != fd)
+    except (AttributeError, TypeError, ValueError, OSError):
+        return True
+
+
+def _describe_handle(handle: Handle) -> str:
+    """What the slow-callback warning names: for a step of a task, the task
+    (its coroutine and where it is defined), not the step wrapper that
+    asyncio's Task schedules, which says nothing about whose code was slow."""
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return repr(handle)
 
 
 def _stop_when_done(fut: asyncio.Future[Any]) -> None:
@@ -77,6 +97,31 @@ def _stop_when_done(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled() and isinstance(fut.exception(), (SystemExit, KeyboardInterrupt)):
         return
     fut.get_loop().stop()
+
+
+class _Clock:
+    """`loop.time`: the loop's clock, `time.monotonic` unless replaced.
+
+    Tests replace it on a loop (`mock.patch.object(loop, "time", ...)`, as
+    aiohttp's do) and expect the scheduler to follow, as asyncio's does: it
+    calls `self.time()` for every timer. Treadle's run loop holds the clock in
+    a local, so this descriptor catches the replacement instead: setting or
+    deleting `loop.time` swaps `loop._clock`, which `call_later()` and the run
+    loop use, and a running loop starts its run over to bind the new one. The
+    common case pays nothing: no check per iteration, and `loop.time()` is
+    one Python call, as it was.
+    """
+
+    def __get__(self, loop: BaseEventLoop | None, owner: type | None = None) -> Any:
+        if loop is None:
+            return self
+        return loop._clock
+
+    def __set__(self, loop: BaseEventLoop, clock: Callable[[], float]) -> None:
+        loop._set_clock(clock)
+
+    def __delete__(self, loop: BaseEventLoop) -> None:
+        loop._set_clock(None)
 
 
 def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
@@ -97,6 +142,12 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # then have nothing to release if construction fails half-way.
         self._closed = True
         self._stopping = False
+        # The clock `time` returns (see _Clock); a subclass's own time() wins.
+        self._clock: Callable[[], float] = (
+            _monotonic if isinstance(type(self).time, _Clock) else self.time
+        )
+        # Set when the clock is replaced while running: the run starts over.
+        self._clock_changed = False
         self._debug = _env_debug()
         self._thread_id: int | None = None
         self._ready: collections.deque[Handle] = collections.deque()
@@ -113,8 +164,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._asyncgens_shutdown_called = False
         self._coroutine_origin_depth: int | None = None
         self._signal_handlers: dict[int, Handle] = {}
-        # fd -> [reader, writer]; the poller holds the same interest.
-        self._fds: dict[int, list[Handle | None]] = {}
+        # fd -> [reader, writer, file object]; the poller holds the same
+        # interest. The file object (None for a bare fd) is what add_reader()
+        # was given: once it is closed its fileno() no longer names the fd, and
+        # remove_reader() finds the registration by the object instead.
+        self._fds: dict[int, list[Any]] = {}
         # fd -> the transport that owns it: add_reader and sock_* refuse those fds.
         self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
             weakref.WeakValueDictionary()
@@ -145,9 +199,17 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
 
     # -- time and scheduling -------------------------------------------------------
 
-    def time(self) -> float:
-        """The loop's clock: `time.monotonic()`."""
-        return _monotonic()
+    #: The loop's clock: `loop.time()` is `time.monotonic()` unless replaced
+    #: (see `_Clock`).
+    time = _Clock()
+
+    def _set_clock(self, clock: Callable[[], float] | None) -> None:
+        self._clock = _monotonic if clock is None else clock
+        if self._thread_id is not None and not self._stopping:
+            # The run loop holds the clock in a local: end this run after the
+            # current iteration and start another with the new clock.
+            self._stopping = True
+            self._clock_changed = True
 
     def call_soon(
         self,
@@ -186,7 +248,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run `callback(*args)` after `delay` seconds (never before)."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self._schedule_at(_monotonic() + delay, callback, args, context)
+        return self._schedule_at(self._clock() + delay, callback, args, context)
 
     def call_at(
         self,
@@ -308,7 +370,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         asyncio.events._set_running_loop(self)
         try:
             self._set_coroutine_origin_tracking(self._debug)
-            self._run()
+            while True:
+                self._run()
+                if not self._clock_changed:
+                    break
+                # Only the clock changed (see _set_clock): run on with it.
+                self._clock_changed = False
+                self._stopping = False
         finally:
             self._stopping = False
             self._polling = False
@@ -335,7 +403,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         ready_write = poller.READY_WRITE
         resolution = self._clock_resolution
         signal_handlers = self._signal_handlers
-        monotonic = _monotonic
+        monotonic = self._clock  # bound per run: see _Clock
         handle: Handle | None = None
 
         while True:
@@ -429,7 +497,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 handle._run()
                 dt = _monotonic() - t0
                 if dt >= self.slow_callback_duration:
-                    logger.warning("Executing %r took %.3f seconds", handle, dt)
+                    logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), dt)
             finally:
                 self._current_handle = None
 
@@ -470,6 +538,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     def stop(self) -> None:
         """Stop after the current iteration (or after one iteration, if not running)."""
         self._stopping = True
+        self._clock_changed = False  # a real stop, not a restart for a new clock
 
     def is_running(self) -> bool:
         return self._thread_id is not None
@@ -576,7 +645,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Wrap a coroutine in a Task (or whatever the task factory makes)."""
         self._check_closed()
         if self._task_factory is None:
-            return asyncio.Task(coro, loop=self, name=name, context=context)
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            if self._debug and task._source_traceback:  # type: ignore[attr-defined]
+                # Where the task was made is the caller's line, not this one:
+                # "Task was destroyed but it is pending" and the task's repr
+                # point there (asyncio drops its own frame too).
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
+            return task
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -625,10 +700,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             value = context[key]
             if key == "source_traceback":
                 text = "".join(traceback.format_list(value)).rstrip()
-                lines.append(f"Object created at (most recent call last):\n{text}")
+                lines.append(f"{key}: Object created at (most recent call last):\n{text}")
             elif key == "handle_traceback":
                 text = "".join(traceback.format_list(value)).rstrip()
-                lines.append(f"Handle created at (most recent call last):\n{text}")
+                lines.append(f"{key}: Handle created at (most recent call last):\n{text}")
             else:
                 lines.append(f"{key}: {value!r}")
         logger.error("\n".join(lines), exc_info=exc_info)
@@ -695,20 +770,34 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
-    def _set_fd_handler(self, fd: int, slot: int, handle: Handle | None) -> Handle | None:
+    def _set_fd_handler(
+        self, fd: int, slot: int, handle: Handle | None, fileobj: Any = None
+    ) -> Handle | None:
         """Install (or with None, remove) the reader (slot 0) or writer (slot 1)
-        of `fd`, keep the poller's interest in step, return the previous handle."""
+        of `fd`, keep the poller's interest in step, return the previous handle.
+        `fileobj` is what add_reader()/add_writer() were given (None from
+        inside the loop, which registers bare fds)."""
         entry = self._fds.get(fd)
         if entry is None:
             if handle is None:
                 return None
-            entry = [None, None]
+            entry = [None, None, fileobj]
             entry[slot] = handle
             self._poller.register(fd, READ if slot == 0 else WRITE)
             self._fds[fd] = entry
             return None
+        if fileobj is not None and fileobj is not entry[2]:
+            old, entry[2] = entry[2], fileobj
+            if old is not None and _fd_was_reused(old, fd):
+                # The first object was closed without remove_reader() and its
+                # number reused by this one: the poller dropped the closed
+                # file, so register the new one afresh, or it would never be
+                # reported (the stdlib loop hangs here).
+                interest = _interest(entry)
+                self._poller.unregister(fd, interest)
+                self._poller.register(fd, interest)
         old_interest = _interest(entry)
-        previous = entry[slot]
+        previous: Handle | None = entry[slot]
         entry[slot] = handle
         new_interest = _interest(entry)
         if new_interest == 0:
@@ -745,19 +834,41 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         previous.cancel()
         return True
 
+    def _registered_fd(self, fileobj: Any) -> int | None:
+        """The fd a file object is registered under, for one whose fileno()
+        no longer says (a socket closed while registered says -1): found by
+        the object, as `selectors` does, so the registration can be removed
+        and a new file given the same number can be watched. None if the loop
+        is closed; ValueError if the object is not registered."""
+        for fd, entry in self._fds.items():
+            if entry[2] is fileobj:
+                return fd
+        if self._closed:
+            return None
+        raise ValueError(f"Invalid file object: {fileobj!r}")
+
     def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call `callback(*args)` whenever `fd` (an int or an object with
         `fileno()`) is readable; replaces a previous reader of the same fd."""
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "add_reader")
+        fileobj = fd
         fd = self._fileno(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_reader(fd, callback, args)
+        previous = self._set_fd_handler(fd, 0, Handle(callback, args, self, None), fileobj)
+        if previous is not None:
+            previous.cancel()
 
     def remove_reader(self, fd: Any) -> bool:
-        """Stop watching `fd` for reading; True if a reader was removed."""
-        fd = self._fileno(fd)
+        """Stop watching `fd` for reading; True if a reader was removed. A
+        file object closed since add_reader() is found by the object."""
+        try:
+            fd = self._fileno(fd)
+        except ValueError:
+            fd = self._registered_fd(fd)
+            if fd is None:
+                return False
         self._ensure_fd_no_transport(fd)
         return self._remove_fd_handler(fd, 0)
 
@@ -766,13 +877,22 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "add_writer")
+        fileobj = fd
         fd = self._fileno(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_writer(fd, callback, args)
+        previous = self._set_fd_handler(fd, 1, Handle(callback, args, self, None), fileobj)
+        if previous is not None:
+            previous.cancel()
 
     def remove_writer(self, fd: Any) -> bool:
-        """Stop watching `fd` for writing; True if a writer was removed."""
-        fd = self._fileno(fd)
+        """Stop watching `fd` for writing; True if a writer was removed. A
+        file object closed since add_writer() is found by the object."""
+        try:
+            fd = self._fileno(fd)
+        except ValueError:
+            fd = self._registered_fd(fd)
+            if fd is None:
+                return False
         self._ensure_fd_no_transport(fd)
         return self._remove_fd_handler(fd, 1)
 

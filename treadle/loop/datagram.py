@@ -89,7 +89,10 @@ class DatagramTransport(BaseSocketTransport, asyncio.DatagramTransport):
             return
         if not self._buffer:
             try:
-                if self._extra["peername"]:
+                # Connected, even if the peer's name is '' (an unnamed Unix
+                # socket, as socketpair() makes): sendto() would need an
+                # address (the stdlib loop fails there; uvloop sends).
+                if self._extra["peername"] is not None:
                     self._sock.send(data)  # type: ignore[union-attr]
                 else:
                     self._sock.sendto(data, addr)  # type: ignore[union-attr]
@@ -114,7 +117,7 @@ class DatagramTransport(BaseSocketTransport, asyncio.DatagramTransport):
         while buffer:
             data, addr = buffer[0]
             try:
-                if self._extra["peername"]:
+                if self._extra["peername"] is not None:
                     self._sock.send(data)  # type: ignore[union-attr]
                 else:
                     self._sock.sendto(data, addr)  # type: ignore[union-attr]
@@ -282,4 +285,9 @@ class DatagramMixin(SocketsMixin):
                 if sock is not None:
                     sock.close()
                 raise
-        raise errors[0]
+        try:
+            raise errors[0]
+        finally:
+            # This frame stays in the error's traceback: let it not hold the
+            # error (a cycle that only the garbage collector would free).
+            errors.clear()

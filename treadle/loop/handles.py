@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import os
 import reprlib
 import sys
 import traceback
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,16 +49,45 @@ def extract_stack() -> traceback.StackSummary:
 
 
 def format_callback(callback: Any, args: tuple[Any, ...] | None) -> str:
-    """Describe a callback and its arguments the way asyncio's reprs do."""
+    """Describe a callback and its arguments the way asyncio's reprs do, with
+    where the function is defined ("at file:line") when it is a plain
+    function or a partial of one: what a slow-callback warning or an error
+    report needs to name the code."""
     name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
     if name is None:
         func = getattr(callback, "func", None)  # functools.partial
-        text = format_callback(func, None) if func is not None else repr(callback)
+        text = _format_name(func) if func is not None else repr(callback)
     else:
         text = name
     if args is not None:
         text += "(" + ", ".join(reprlib.repr(a) for a in args) + ")"
+    source = _function_source(callback)
+    if source is not None:
+        text += f" at {source[0]}:{source[1]}"
     return text
+
+
+def _format_name(callback: Any) -> str:
+    name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
+    return str(name) if name is not None else repr(callback)
+
+
+def _function_source(callback: Any) -> tuple[str, int] | None:
+    """(file, first line) of a Python function, seen through decorators that
+    set `__wrapped__` and through `functools.partial`; None for anything else
+    (methods and builtins, as in asyncio)."""
+    for _ in range(100):  # a bound on __wrapped__ chains, which may loop
+        if isinstance(callback, functools.partial):
+            callback = callback.func
+        elif isinstance(callback, types.FunctionType):
+            wrapped = getattr(callback, "__wrapped__", None)
+            if wrapped is None:
+                code = callback.__code__
+                return code.co_filename, code.co_firstlineno
+            callback = wrapped
+        else:
+            return None
+    return None
 
 
 class Handle(asyncio.Handle):

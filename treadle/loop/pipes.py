@@ -227,8 +227,14 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         self._schedule_connection_lost(exc)
 
 
-class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTransport):
-    """The write end of a pipe, with write buffering and flow control."""
+class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.Transport):
+    """The write end of a pipe, with write buffering and flow control.
+
+    A full `asyncio.Transport`, as asyncio's write-pipe transport is: the
+    reading methods it cannot do raise `NotImplementedError` (asyncio's base
+    class does that), which code written against the stdlib loop catches;
+    an `AttributeError` would get past it.
+    """
 
     def __init__(
         self,

@@ -113,7 +113,13 @@ class SocketsMixin(BaseEventLoop):
         else:
             handle = self._add_reader(fd, self._sock_retry, (fut, op, args))
         fut.add_done_callback(functools.partial(self._sock_done, fd, handle, writing))
-        return await fut
+        try:
+            return await fut
+        finally:
+            # An error raised here keeps this frame in its traceback: let the
+            # frame not hold the future, which holds the error (a cycle that
+            # only the garbage collector would free).
+            del fut, handle
 
     @staticmethod
     def _sock_retry(
@@ -129,6 +135,7 @@ class SocketsMixin(BaseEventLoop):
             raise
         except BaseException as exc:
             fut.set_exception(exc)
+            del fut  # this frame is in the error's traceback (see _sock_wait)
         else:
             fut.set_result(result)
 

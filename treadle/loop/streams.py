@@ -64,15 +64,18 @@ def _check_ssl_socket(sock: socket.socket) -> None:
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
-def _raise_connect_errors(errors: list[OSError], all_errors: bool) -> None:
+def _connect_error(errors: list[OSError], all_errors: bool) -> Exception:
+    """What a failed create_connection raises, made from its attempts' errors.
+    Returned, not raised: a frame of this function in the traceback would
+    hold `errors`, and so the errors, in a cycle with their tracebacks."""
     if all_errors:
-        raise ExceptionGroup("create_connection failed", errors)
+        return ExceptionGroup("create_connection failed", errors)
     if len(errors) == 1:
-        raise errors[0]
+        return errors[0]
     model = str(errors[0])
     if all(str(exc) == model for exc in errors):
-        raise errors[0]
-    raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in errors)))
+        return errors[0]
+    return OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in errors)))
 
 
 class _SendfileFallbackProtocol(asyncio.Protocol):
@@ -204,8 +207,13 @@ class StreamsMixin(SocketsMixin):
             else:
                 sock = await self._race(attempts, happy_eyeballs_delay)
             if sock is None:
-                _raise_connect_errors(errors, all_errors)
-            assert sock is not None
+                try:
+                    raise _connect_error(errors, all_errors)
+                finally:
+                    # This frame (and the attempts' closures) stay in the
+                    # error's traceback: let them not hold the errors, which
+                    # would make a cycle that only the garbage collector frees.
+                    errors.clear()
         else:
             if sock is None:
                 raise ValueError("host and port was not specified and no sock specified")
@@ -273,7 +281,10 @@ class StreamsMixin(SocketsMixin):
                 bind_errors.append(OSError(exc.errno, msg))
         if bind_errors:
             errors.extend(bind_errors[:-1])
-            raise bind_errors[-1]
+            try:
+                raise bind_errors[-1]
+            finally:
+                bind_errors.clear()  # no cycle through this frame (see create_connection)
         raise OSError(f"no matching local address with family={family} found")
 
     async def _race(
@@ -434,9 +445,10 @@ class StreamsMixin(SocketsMixin):
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-    ) -> asyncio.Transport:
-        """Upgrade an open connection to TLS; return the new (TLS) transport."""
-        transport_: asyncio.Transport = await tls.start_tls(
+    ) -> asyncio.Transport | None:
+        """Upgrade an open connection to TLS; return the new (TLS) transport,
+        or None if `transport` was closing before the upgrade (as asyncio)."""
+        transport_: asyncio.Transport | None = await tls.start_tls(
             self,
             transport,
             protocol,

@@ -254,16 +254,25 @@ async def start_tls(
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
-) -> SSLTransport:
+) -> SSLTransport | None:
     """Upgrade the open stream `transport` (whose protocol is `protocol`) to TLS:
     what `loop.start_tls()` does. Return the TLS transport once the handshake is
     done; `protocol` keeps its place (no second `connection_made()`) and should
     write to the returned transport from now on.
 
     The handshake's errors are raised here; if it fails or this call is
-    cancelled, `transport` is closed.
+    cancelled, `transport` is closed, and `protocol` gets `connection_lost()`.
+
+    A transport that was closing before the upgrade gives None, as asyncio's
+    start_tls does (on 3.11 to 3.13 alike; aiohttp's client relies on it):
+    once `protocol` has had its `connection_lost()`, or at once if it already
+    had it (asyncio waits forever then: its handshake never starts, so its
+    timeout never fires). An error the connection was lost with is raised.
     """
     check_start_tls_args(transport, sslcontext)
+    if transport.is_closing():
+        await _closed_before_upgrade(loop, transport, protocol)
+        return None
     waiter: asyncio.Future[None] = loop.create_future()
     tls = TLSProtocol(
         loop,
@@ -292,6 +301,60 @@ async def start_tls(
         plain.close()
         raise
     return app_transport
+
+
+async def _closed_before_upgrade(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.BaseProtocol,
+) -> None:
+    """start_tls() on a transport that is closing: nothing to upgrade. Return
+    None once `protocol` has heard connection_lost(), raise what it was lost
+    with, as asyncio does."""
+    if transport.get_protocol() is None:
+        # Lost already (transports let go of their protocol then).
+        return None
+    lost: asyncio.Future[None] = loop.create_future()
+    transport.set_protocol(_LostRelay(protocol, lost))
+    try:
+        await lost
+    except asyncio.CancelledError:
+        if transport.get_protocol() is not None:
+            transport.set_protocol(protocol)
+        raise
+    return None
+
+
+class _LostRelay(asyncio.Protocol):
+    """Stands in for a protocol on a closing transport, to learn when it is
+    lost; passes everything on."""
+
+    def __init__(self, protocol: Any, lost: asyncio.Future[None]) -> None:
+        self._protocol = protocol
+        self._lost = lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            if not self._lost.done():
+                if exc is None:
+                    self._lost.set_result(None)
+                else:
+                    self._lost.set_exception(exc)
+            self._lost = None  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        self._protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._protocol.eof_received()  # type: ignore[no-any-return]
 
 
 def _flow_limits(high: int | None, low: int | None, default_high: int) -> tuple[int, int]:
@@ -673,7 +736,11 @@ class TLSProtocol(asyncio.BufferedProtocol):
         app_transport = self._app_transport
         app_transport._closed = True
         app_transport._ssl_protocol = None
-        if self._handshake_done and self._app_state in (_APP_CONNECTED, _APP_EOF):
+        # Before the handshake is done the application knows of the connection
+        # only after start_tls(): it had connection_made() on the plain one,
+        # so it gets connection_lost() whatever ended it (asyncio misses it
+        # when the handshake times out or the connection is reset).
+        if self._app_state in (_APP_CONNECTED, _APP_EOF):
             self._app_state = _APP_LOST
             # Scheduled, as asyncio does: what is already scheduled (a resumed
             # read, the waiter's callbacks) runs first.
