@@ -172,12 +172,11 @@ class ASGIHandler:
     - `root_path`: where the app is mounted (`scope["root_path"]`, and the
       front of `scope["path"]`, as uvicorn gives it).
     - `state`: the lifespan state; each request gets a shallow copy.
-    - `scheme`: "http" or "https" (the server knows no TLS of its own here).
     - `limit_request_body`: the largest request body passed on (None: none).
     - `websocket`: the settings of WebSocket connections.
     """
 
-    __slots__ = ("_app", "_limit", "_root", "_root_raw", "_scheme", "_state", "_ws")
+    __slots__ = ("_app", "_limit", "_root", "_root_raw", "_state", "_ws")
 
     def __init__(
         self,
@@ -185,7 +184,6 @@ class ASGIHandler:
         *,
         root_path: str = "",
         state: dict[str, Any] | None = None,
-        scheme: str = "http",
         limit_request_body: int | None = None,
         websocket: WebSocketSettings = _DEFAULT_WS,
     ) -> None:
@@ -193,7 +191,6 @@ class ASGIHandler:
         self._root = root_path.rstrip("/")
         self._root_raw = self._root.encode("utf-8")
         self._state = state
-        self._scheme = scheme
         self._limit = limit_request_body
         self._ws = websocket
 
@@ -222,14 +219,14 @@ class ASGIHandler:
             "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
             "http_version": "1.1" if request.version == (1, 1) else "1.0",
             "server": _address(writer.get_extra_info("sockname")),
-            "client": _address(writer.get_extra_info("peername")),
-            "scheme": self._scheme,
+            "client": writer.client,
+            "scheme": writer.scheme,
             "method": request.method,
             "root_path": self._root,
             "path": self._root + path,
             "raw_path": self._root_raw + raw_path.encode("latin-1"),
             "query_string": query,
-            "headers": [(lname, value) for lname, _, value in request.headers._fields],
+            "headers": _headers(request, writer),
             "extensions": {
                 "http.response.trailers": {},
                 "http.response.pathsend": {},
@@ -260,13 +257,13 @@ class ASGIHandler:
             "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
             "http_version": "1.1",
             "server": _address(writer.get_extra_info("sockname")),
-            "client": _address(writer.get_extra_info("peername")),
-            "scheme": "wss" if self._scheme == "https" else "ws",
+            "client": writer.client,
+            "scheme": "wss" if writer.scheme == "https" else "ws",
             "root_path": self._root,
             "path": self._root + path,
             "raw_path": self._root_raw + raw_path.encode("latin-1"),
             "query_string": request.query_string.encode("latin-1"),
-            "headers": [(lname, value) for lname, _, value in request.headers._fields],
+            "headers": _headers(request, writer),
             "subprotocols": subprotocols,
             "extensions": {"websocket.http.response": {}},
         }
@@ -277,6 +274,21 @@ class ASGIHandler:
             await self._app(scope, session.receive, session.send)
         finally:
             session.app_ended()
+
+
+def _headers(request: Request, writer: ResponseWriter) -> list[tuple[bytes, bytes]]:
+    """The scope's headers: lowercased names, in order; a host a trusted
+    proxy forwarded replaces the `host` field (as the app would read it)."""
+    headers = [(lname, value) for lname, _, value in request.headers._fields]
+    config = writer._conn._config
+    if config.proxy_headers and config.trusted_proxies is not None:
+        forwarded = writer.forwarded
+        if forwarded is not None and forwarded.host is not None:
+            host = forwarded.host.encode("latin-1")
+            headers = [(b"host", host) if name == b"host" else (name, v) for name, v in headers]
+            if not any(name == b"host" for name, _ in headers):
+                headers.append((b"host", host))
+    return headers
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

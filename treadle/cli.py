@@ -28,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .http.proxy import TrustedProxies
 from .workers import EXIT_APP_ERROR, INTERFACES, AppLoadError, AppTarget, ServeOptions, serve
 
 __all__ = ["demo", "main", "run"]
@@ -223,6 +224,40 @@ def _parser() -> argparse.ArgumentParser:
         help="close a keep-alive connection idle this long (default: 75)",
     )
     run_cmd.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="believe Forwarded and X-Forwarded-For/-Proto/-Host from the peers "
+        "--forwarded-allow-ips names (the client address, scheme and host the app sees)",
+    )
+    run_cmd.add_argument(
+        "--forwarded-allow-ips",
+        default="",
+        metavar="LIST",
+        help="comma-separated IPs and CIDR networks of trusted proxies, or * for any "
+        "(default: none: forwarding information is ignored)",
+    )
+    run_cmd.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="trusted proxies (--forwarded-allow-ips) send the PROXY protocol (v1 or v2) "
+        "before HTTP, as HAProxy and cloud balancers do",
+    )
+    run_cmd.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="past N requests in flight in a worker, answer 503 with Retry-After at once "
+        "(WebSockets count while open; idle keep-alive connections do not)",
+    )
+    run_cmd.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="past N open connections in a worker, close new ones as soon as accepted",
+    )
+    run_cmd.add_argument(
         "--lifespan",
         choices=("auto", "on", "off"),
         default="auto",
@@ -292,6 +327,17 @@ def run(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         print(f"treadle run: error: {exc}", file=sys.stderr)
         return EXIT_APP_ERROR
+    try:
+        TrustedProxies(args.forwarded_allow_ips)
+    except ValueError as exc:
+        print(f"treadle run: error: --forwarded-allow-ips: {exc}", file=sys.stderr)
+        return EXIT_APP_ERROR
+    if (args.proxy_headers or args.proxy_protocol) and not args.forwarded_allow_ips:
+        print(
+            "treadle run: note: no --forwarded-allow-ips: no peer is trusted, so forwarding "
+            "information is ignored",
+            file=sys.stderr,
+        )
     tcp = args.unix is None or args.host is not None or args.port is not None
     options = ServeOptions(
         target=target,
@@ -307,6 +353,11 @@ def run(args: argparse.Namespace) -> int:
         gc_tuning=args.gc_tuning,
         handler_cancellation=args.handler_cancellation,
         keepalive_timeout=args.timeout_keep_alive,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        proxy_protocol=args.proxy_protocol,
+        limit_concurrency=args.limit_concurrency,
+        max_connections=args.max_connections,
         lifespan=args.lifespan,
         root_path=args.root_path,
         limit_request_body=args.limit_request_body,

@@ -287,6 +287,16 @@ class ServeOptions:
     """Cancel a handler that is waiting when its client goes away (ServerConfig)."""
     keepalive_timeout: float | None = None
     """Seconds an idle keep-alive connection stays open (None: the server's 75)."""
+    proxy_headers: bool = False
+    """Believe forwarding headers from `forwarded_allow_ips`."""
+    forwarded_allow_ips: str = ""
+    """Trusted proxies: comma-separated IPs and networks, or "*"."""
+    proxy_protocol: bool = False
+    """Trusted proxies send the PROXY protocol before HTTP."""
+    limit_concurrency: int | None = None
+    """Requests in flight per worker past which a request gets 503."""
+    max_connections: int | None = None
+    """Open connections per worker past which new ones are closed."""
     lifespan: str = "auto"
     """ASGI: run the app's lifespan ("auto", "on", "off")."""
     root_path: str = ""
@@ -601,6 +611,16 @@ def _make_runner(interface: str, app: Any, options: ServeOptions) -> ServerRunne
     }
     if options.keepalive_timeout is not None:
         settings["keepalive_timeout"] = options.keepalive_timeout
+    if options.forwarded_allow_ips:
+        from .http.proxy import TrustedProxies
+
+        settings["trusted_proxies"] = TrustedProxies(options.forwarded_allow_ips)
+        settings["proxy_headers"] = options.proxy_headers
+        settings["proxy_protocol"] = options.proxy_protocol
+    if options.limit_concurrency is not None:
+        settings["limit_concurrency"] = options.limit_concurrency
+    if options.max_connections is not None:
+        settings["max_connections"] = options.max_connections
     if interface == "web":
         from .web.runner import AppRunner
 

@@ -189,7 +189,6 @@ class WSGIHandler:
         threads: int | None = None,
         queue: int | None = None,
         limit_request_body: int | None = None,
-        scheme: str = "http",
         multiprocess: bool = False,
     ) -> None:
         self._app = app
@@ -197,7 +196,6 @@ class WSGIHandler:
         self._threads = threads or default_threads()
         self._queue = queue if queue is not None else 16 * self._threads
         self._limit = limit_request_body
-        self._scheme = scheme
         self._multiprocess = multiprocess
         self._busy = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -251,7 +249,7 @@ class WSGIHandler:
         if root and (path == root or path.startswith(root + "/")):
             path = path[len(root) :]
         sockname = writer.get_extra_info("sockname")
-        peername = writer.get_extra_info("peername")
+        client = writer.client
         environ: dict[str, Any] = {
             "REQUEST_METHOD": request.method,
             "SCRIPT_NAME": root,
@@ -260,10 +258,10 @@ class WSGIHandler:
             "SERVER_PROTOCOL": f"HTTP/{request.version[0]}.{request.version[1]}",
             "SERVER_NAME": str(sockname[0]) if isinstance(sockname, tuple) else "localhost",
             "SERVER_PORT": str(sockname[1]) if isinstance(sockname, tuple) else "0",
-            "REMOTE_ADDR": str(peername[0]) if isinstance(peername, tuple) else "",
-            "REMOTE_PORT": str(peername[1]) if isinstance(peername, tuple) else "",
+            "REMOTE_ADDR": client[0] if client is not None else "",
+            "REMOTE_PORT": str(client[1]) if client is not None else "",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": self._scheme,
+            "wsgi.url_scheme": writer.scheme,
             "wsgi.input": _Input(body, loop, self._limit),
             "wsgi.errors": self._errors,
             "wsgi.multithread": True,
@@ -289,6 +287,9 @@ class WSGIHandler:
                 environ[key] = text
         if request.chunked:
             environ.pop("CONTENT_LENGTH", None)
+        forwarded = writer.forwarded if writer._conn._config.proxy_headers else None
+        if forwarded is not None and forwarded.host is not None:
+            environ["HTTP_HOST"] = forwarded.host
         return environ
 
 

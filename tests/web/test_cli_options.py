@@ -4,6 +4,7 @@ the option's would be."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,51 @@ def test_a_bad_value_in_the_environment_is_refused(
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+WHO_APP = """
+import asyncio
+from treadle import web
+
+async def who(request):
+    if request.path == "/slow":
+        await asyncio.sleep(1)
+    return web.Response(text=f"{request.remote} {request.scheme} {request.host}")
+
+app = web.Application()
+app.router.add_get("/", who)
+app.router.add_get("/slow", who)
+"""
+
+
+def test_proxy_options_through_treadle_run(tmp_path: Path) -> None:
+    (tmp_path / "whoapp.py").write_text(WHO_APP)
+    forwarded = {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https", "Host": "inner"}
+    with treadle_run(
+        tmp_path,
+        "whoapp:app",
+        "--port",
+        "0",
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+    ) as server:
+        assert fetch(server.port, "/", forwarded)[2] == b"203.0.113.5 https inner"
+    with treadle_run(tmp_path, "whoapp:app", "--port", "0", "--proxy-headers") as server:
+        # No --forwarded-allow-ips: nobody is trusted, and it says so.
+        assert fetch(server.port, "/", forwarded)[2] == b"127.0.0.1 http inner"
+        assert "no peer is trusted" in server.stderr
+
+
+def test_limit_concurrency_through_treadle_run(tmp_path: Path) -> None:
+    (tmp_path / "whoapp.py").write_text(WHO_APP)
+    with (
+        treadle_run(tmp_path, "whoapp:app", "--port", "0", "--limit-concurrency", "1") as server,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        slow = pool.submit(fetch, server.port, "/slow")
+        statuses = []
+        while not slow.done() and 503 not in statuses:
+            statuses.append(fetch(server.port, "/")[0])
+        assert 503 in statuses  # while /slow was in flight
+        assert slow.result()[0] == 200

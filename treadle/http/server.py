@@ -59,6 +59,7 @@ from .eager import EagerTaskStarter, HostTaskStarter, handler_starter
 from .errors import HTTPError
 from .headers import split_list
 from .parser import DEFAULT_LIMITS, EndOfMessage, Limits, ParserState, Request, RequestParser
+from .proxy import Forwarded, TrustedProxies, read_proxy_header, resolve
 from .writer import (
     HAS_DATE,
     LAST_CHUNK,
@@ -131,6 +132,19 @@ class ServerConfig:
       mark) before the connection is aborted and the wait raises
       `ConnectionResetError`: a client that stops reading cannot hold a
       handler and a descriptor forever (nginx's `send_timeout`, also 60 s).
+    - `trusted_proxies`: the peers (a `TrustedProxies`) whose forwarding
+      information is believed; None trusts no one.
+    - `proxy_headers`: read `Forwarded` / `X-Forwarded-*` from trusted peers
+      (`ResponseWriter.client`, `.scheme` and `.host` report what they say).
+    - `proxy_protocol`: trusted peers start each connection with a PROXY
+      protocol header (v1 or v2), which says who the client is; a malformed
+      one closes the connection. Other peers speak plain HTTP.
+    - `limit_concurrency`: past this many requests in flight on the server
+      (an upgraded WebSocket counts while its handler runs; idle keep-alive
+      connections do not), a request is answered 503 with `Retry-After` at
+      once, without calling the application. None: no limit.
+    - `max_connections`: past this many open connections, a new one is
+      closed as soon as it is accepted. None: no limit.
     - `handler_cancellation`: cancel the handler's task when its client goes
       away (off by default, as in aiohttp since 3.9: a handler then runs on,
       its body reads raise `ConnectionResetError`, and so do its writes once
@@ -147,10 +161,15 @@ class ServerConfig:
         "handler_cancellation",
         "header_timeout",
         "keepalive_timeout",
+        "limit_concurrency",
         "limits",
+        "max_connections",
         "max_pipelined",
+        "proxy_headers",
+        "proxy_protocol",
         "send_timeout",
         "server_header",
+        "trusted_proxies",
     )
 
     def __init__(
@@ -166,8 +185,19 @@ class ServerConfig:
         close_timeout: float = 10.0,
         handler_cancellation: bool = False,
         send_timeout: float = 60.0,
+        trusted_proxies: TrustedProxies | None = None,
+        proxy_headers: bool = False,
+        proxy_protocol: bool = False,
+        limit_concurrency: int | None = None,
+        max_connections: int | None = None,
     ) -> None:
         """Settings with production defaults."""
+        for name, limit in (
+            ("limit_concurrency", limit_concurrency),
+            ("max_connections", max_connections),
+        ):
+            if limit is not None and limit < 1:
+                raise ValueError(f"{name} must be at least 1 (or None), not {limit!r}")
         for name, value in (
             ("header_timeout", header_timeout),
             ("keepalive_timeout", keepalive_timeout),
@@ -189,6 +219,11 @@ class ServerConfig:
         self.close_timeout = close_timeout
         self.handler_cancellation = bool(handler_cancellation)
         self.send_timeout = send_timeout
+        self.trusted_proxies = trusted_proxies
+        self.proxy_headers = bool(proxy_headers)
+        self.proxy_protocol = bool(proxy_protocol)
+        self.limit_concurrency = limit_concurrency
+        self.max_connections = max_connections
         if server_header is not None:
             encode_fields([("Server", server_header)])  # refuse CR/LF now, not per request
 
@@ -253,6 +288,7 @@ class ResponseWriter:
         "_chunked",
         "_close",
         "_conn",
+        "_forwarded",
         "_head_only",
         "_on_lost",
         "_remaining",
@@ -273,6 +309,7 @@ class ResponseWriter:
         self._head_only = request.method == "HEAD"
         self._remaining = -1  # bytes still owed under Content-Length, -1 if none
         self._on_lost: list[Callable[[], None]] | None = None  # see on_disconnect()
+        self._forwarded: Forwarded | bool | None = False  # False: not resolved yet
         #: Whether `100 Continue` was sent for this request.
         self.continue_sent = False
         #: The status sent, once the head is out (0 before).
@@ -300,6 +337,50 @@ class ResponseWriter:
         """Close the connection after this response (`Connection: close` is sent
         if the head has not gone out yet)."""
         self._close = True
+
+    @property
+    def forwarded(self) -> Forwarded | None:
+        """What trusted proxies say about this request (`proxy_headers`), or
+        None. Read from the headers on first use."""
+        found = self._forwarded
+        if found is False:
+            conn = self._conn
+            config = conn._config
+            found = None
+            if config.proxy_headers and config.trusted_proxies is not None:
+                client = conn._client
+                if client is not None:
+                    found = resolve(client[0], self._request.headers, config.trusted_proxies)
+            self._forwarded = found
+        return found  # type: ignore[return-value]
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The client's address and port as the server believes them: what
+        trusted proxies say (headers, or the PROXY protocol), else the
+        peer's; None for a Unix socket (or once the connection is gone)."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.client is not None:
+            return (forwarded.client, forwarded.port or 0)
+        return self._conn._client
+
+    @property
+    def scheme(self) -> str:
+        """ "https" or "http": what a trusted proxy says the client used, else
+        whether this connection is TLS."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.scheme is not None:
+            return "https" if forwarded.scheme in ("https", "wss") else "http"
+        return "https" if self.get_extra_info("sslcontext") is not None else "http"
+
+    @property
+    def host(self) -> str | None:
+        """The host the client asked for: what a trusted proxy says, else the
+        request's `Host` field (None if it had none)."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.host is not None:
+            return forwarded.host
+        return self._request.headers.get("host")
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """The connection's transport information (`peername`, `sockname`,
@@ -644,8 +725,10 @@ class HTTPServerProtocol(asyncio.Protocol):
     __slots__ = (
         "_app",
         "_body_satisfied",
+        "_client",
         "_closing",
         "_config",
+        "_counted",
         "_current",
         "_date",
         "_deadline",
@@ -709,6 +792,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._peer_eof = False
         self._upgraded = False
         self._inner: Upgraded | None = None  # the protocol upgrade() handed over to
+        # The client's address: the peer's, or a trusted proxy's PROXY header's.
+        self._client: tuple[str, int] | None = None
+        self._counted = False  # the request in flight counts against limit_concurrency
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -725,13 +811,33 @@ class HTTPServerProtocol(asyncio.Protocol):
         """Start waiting for the first request head (under the header timeout)."""
         # Duck-typed: uvloop's transports have the Transport API without being
         # subclasses of asyncio.Transport.
-        self._transport = cast(asyncio.Transport, transport)
+        self._transport = transport = cast(asyncio.Transport, transport)
         self._loop = loop = asyncio.get_running_loop()
         self._starter = starter = handler_starter(loop)
         self._start = starter.start
-        if self._server is not None:
-            self._server._connections.add(self)
-        self._set_deadline(_HEAD_DEADLINE, self._config.header_timeout)
+        config = self._config
+        server = self._server
+        if server is not None:
+            if (
+                config.max_connections is not None
+                and len(server._connections) >= config.max_connections
+            ):
+                server.refused_connections += 1
+                self._parse_failed = True  # nothing it sends is read
+                transport.close()
+                return
+            server._connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._client = (str(peer[0]), int(peer[1]))
+        if (
+            config.proxy_protocol
+            and config.trusted_proxies is not None
+            and self._client is not None
+            and self._client[0] in config.trusted_proxies
+        ):
+            transport.set_protocol(_ProxyHeaderReader(self))
+        self._set_deadline(_HEAD_DEADLINE, config.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser and serve whatever requests are now complete."""
@@ -1004,8 +1110,18 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._current = (request, body, writer)
         if self._deadline_kind != _NO_DEADLINE:
             self._deadline_kind = _NO_DEADLINE
+        app = self._app
+        limit = self._config.limit_concurrency
+        if limit is not None and self._server is not None:
+            server = self._server
+            if server._in_flight >= limit:
+                server.shed_requests += 1
+                app = _shed
+            else:
+                server._in_flight += 1
+                self._counted = True
         try:
-            started = self._start(self._app(request, body, writer))
+            started = self._start(app(request, body, writer))
         except Exception as exc:  # the app callable itself failed
             logger.error("error starting the request handler", exc_info=exc)
             self._finish_request(exc)
@@ -1024,6 +1140,8 @@ class HTTPServerProtocol(asyncio.Protocol):
                 and request.method != "CONNECT"
             ):
                 self._current = None
+                if self._counted:
+                    self._uncount()
                 if not self._queue:
                     parser = self._parser
                     if parser._pos < len(parser._buf) or parser._skipped > 0:  # head_pending
@@ -1037,6 +1155,11 @@ class HTTPServerProtocol(asyncio.Protocol):
         else:
             self._task = started
             started.add_done_callback(self._on_task_done)
+
+    def _uncount(self) -> None:
+        self._counted = False
+        if self._server is not None:
+            self._server._in_flight -= 1
 
     def _on_task_done(self, task: asyncio.Future[None]) -> None:
         self._task = None
@@ -1055,6 +1178,8 @@ class HTTPServerProtocol(asyncio.Protocol):
         assert current is not None
         request, body, writer = current
         self._current = None
+        if self._counted:
+            self._uncount()
         if self._upgraded:
             if self._inner is not None:
                 self._inner.handler_ended(exc)
@@ -1340,6 +1465,64 @@ class HTTPServerProtocol(asyncio.Protocol):
             transport.abort()
 
 
+_SHED_HEADERS: Final = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Retry-After", "1"),
+)
+
+
+async def _shed(request: Request, body: Body, writer: ResponseWriter) -> None:
+    """The answer past `limit_concurrency`: the application is not called."""
+    await writer.send(503, _SHED_HEADERS, b"503 Service Unavailable: the server is busy\n")
+
+
+class _ProxyHeaderReader(asyncio.Protocol):
+    """Reads the PROXY protocol header a trusted proxy sends before HTTP, then
+    hands the connection back to its HTTP protocol (the header timeout that
+    guards a slow request head guards this too)."""
+
+    __slots__ = ("_buf", "_conn")
+
+    def __init__(self, conn: HTTPServerProtocol) -> None:
+        self._conn = conn
+        self._buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        self._buf += data
+        try:
+            found = read_proxy_header(self._buf)
+        except ValueError as exc:
+            logger.info("closing the connection from %s: %s", conn._peer(), exc)
+            conn._parse_failed = True
+            if conn._transport is not None:
+                conn._transport.close()
+            return
+        if found is None:
+            return
+        header, used = found
+        if header.client is not None:
+            conn._client = (header.client, header.port or 0)
+        rest = self._buf[used:]
+        self._buf = b""
+        if conn._transport is not None:
+            conn._transport.set_protocol(conn)
+            if rest:
+                conn.data_received(rest)
+
+    def eof_received(self) -> bool | None:
+        return self._conn.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._conn.resume_writing()
+
+
 class HTTPServer:
     """A protocol factory for `loop.create_server()` that also tracks its
     connections, so `shutdown()` can finish them gracefully.
@@ -1352,7 +1535,16 @@ class HTTPServer:
         await server.wait_closed()
     """
 
-    __slots__ = ("_app", "_config", "_connections", "_date", "_empty")
+    __slots__ = (
+        "_app",
+        "_config",
+        "_connections",
+        "_date",
+        "_empty",
+        "_in_flight",
+        "refused_connections",
+        "shed_requests",
+    )
 
     def __init__(self, app: App, config: ServerConfig = DEFAULT_CONFIG) -> None:
         """A factory serving `app` with `config`."""
@@ -1361,6 +1553,11 @@ class HTTPServer:
         self._connections: set[HTTPServerProtocol] = set()
         self._date = DateCache()
         self._empty: asyncio.Future[None] | None = None
+        self._in_flight = 0  # requests counted against limit_concurrency
+        #: Requests answered 503 by `limit_concurrency`.
+        self.shed_requests = 0
+        #: Connections closed at once by `max_connections`.
+        self.refused_connections = 0
 
     def __call__(self) -> HTTPServerProtocol:
         """A protocol for a new connection."""
@@ -1370,6 +1567,11 @@ class HTTPServer:
     def connections(self) -> int:
         """How many connections are open."""
         return len(self._connections)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled (counted when `limit_concurrency` is set)."""
+        return self._in_flight
 
     def _forget(self, conn: HTTPServerProtocol) -> None:
         self._connections.discard(conn)

@@ -224,16 +224,20 @@ class Request(MutableMapping[str, Any]):
 
     @property
     def secure(self) -> bool:
-        return self._extra("sslcontext") is not None
+        """Whether the client used https (as a trusted proxy says, else TLS here)."""
+        return self.scheme == "https"
 
     @property
     def scheme(self) -> str:
-        return "https" if self.secure else "http"
+        """ "https" or "http", as the client used it (trusted proxies believed:
+        `proxy_headers`)."""
+        return self._writer.scheme
 
     @property
     def host(self) -> str:
-        """The `Host` header, else the local address the request came to."""
-        host = self._message.headers.get("Host")
+        """The host the client asked for (a trusted proxy's word, else the
+        `Host` header), else the local address the request came to."""
+        host = self._writer.host
         if host:
             return host
         sockname = self._extra("sockname")
@@ -243,10 +247,12 @@ class Request(MutableMapping[str, Any]):
 
     @property
     def remote(self) -> str | None:
-        """The peer's address (no port), '' for a Unix socket."""
+        """The client's address (no port): a trusted proxy's word, else the
+        peer's; '' for a Unix socket."""
+        client = self._writer.client
+        if client is not None:
+            return client[0]
         peer = self._extra("peername")
-        if isinstance(peer, (tuple, list)):
-            return str(peer[0])
         return "" if peer is not None else None
 
     @property
