@@ -212,6 +212,16 @@ async def ticker(request: Request) -> StreamingResponse:
     return StreamingResponse(ticks(), media_type="text/plain")
 
 
+async def broken_stream(request: Request) -> StreamingResponse:
+    async def rows() -> AsyncIterator[bytes]:
+        yield b"the first row\n"
+        await asyncio.sleep(0)
+        yield b"the second row\n"
+        raise RuntimeError("the stream broke half-way")
+
+    return StreamingResponse(rows(), media_type="text/plain")
+
+
 async def watch(request: Request) -> Response:
     # Long polling: Starlette's is_disconnected() polls receive() with a
     # cancelled scope; then the handler waits on receive() for the disconnect.
@@ -312,6 +322,7 @@ def make_app(folder: Path, lifespan: Any = lifespan) -> Starlette:
         Route("/elsewhere", elsewhere),
         Route("/blob", blob),
         Route("/ticker", ticker),
+        Route("/broken-stream", broken_stream),
         Route("/watch", watch),
         Route("/hold", hold),
         Route("/cookies", cookies),

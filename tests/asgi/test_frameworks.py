@@ -151,6 +151,18 @@ def test_starlette_streaming_response(starlette: Served) -> None:
     assert body == b"".join(f"line {n}\n".encode() for n in range(50))
 
 
+def test_starlette_stream_that_breaks_is_not_complete(starlette: Served) -> None:
+    # The head and two chunks are out when the app raises: the client must
+    # see a truncated body (no last chunk), not a complete one.
+    with starlette.client() as client, client.stream("GET", "/broken-stream") as response:
+        assert response.status_code == 200
+        received = []
+        with pytest.raises(httpx.RemoteProtocolError):
+            for piece in response.iter_raw():
+                received.append(piece)
+    assert b"".join(received) == b"the first row\nthe second row\n"
+
+
 def test_starlette_background_task_runs_after_the_response(starlette: Served) -> None:
     log = starlette.folder / "background.log"
     with starlette.client() as client:
