@@ -248,6 +248,28 @@ async def hold(request: Request) -> Response:
     return Response()
 
 
+async def scope(request: Request) -> JSONResponse:
+    # What the server put in the scope (less the addresses, whose ports are
+    # each connection's own).
+    scope = request.scope
+    return JSONResponse(
+        {
+            "type": scope["type"],
+            "http_version": scope["http_version"],
+            "method": scope["method"],
+            "scheme": scope["scheme"],
+            "root_path": scope["root_path"],
+            "path": scope["path"],
+            "raw_path": scope["raw_path"].decode("latin-1"),
+            "query_string": scope["query_string"].decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "route_path": request.path_params["rest"],
+            "url": str(request.url),
+            "body": (await request.body()).decode("latin-1"),
+        }
+    )
+
+
 async def cookies(request: Request) -> Response:
     response = PlainTextResponse("cookies set")
     response.set_cookie("session", "abc123", httponly=True, samesite="strict")
@@ -326,6 +348,7 @@ def make_app(folder: Path, lifespan: Any = lifespan) -> Starlette:
         Route("/watch", watch),
         Route("/hold", hold),
         Route("/cookies", cookies),
+        Route("/scope/{rest:path}", scope, methods=["GET", "POST", "DELETE"]),
         Route("/upload", upload, methods=["POST"]),
         WebSocketRoute("/ws", echo),
         WebSocketRoute("/ws-denied", ws_denied),
