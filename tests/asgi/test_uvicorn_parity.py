@@ -21,7 +21,6 @@ and written down with the reason (`DELIBERATE`, and the tests after it).
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import shutil
@@ -34,18 +33,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.rawhttp import Reader, Reply, exchange
 from tests.web.test_cli import DEADLINE, subprocess_env, treadle_run
 
 HERE = Path(__file__).resolve().parent
 HOST = b"Host: parity.test\r\n"
 # The Host header every request carries: Starlette builds absolute URLs
 # (redirects) from it, and the two servers listen on different ports.
-
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
 @dataclass(frozen=True)
@@ -121,42 +118,6 @@ def rooted(folder: Path) -> Iterator[Servers]:
     """Both servers told the app is mounted at /api (--root-path)."""
     with serve_both(folder, "--root-path", "/api") as both:
         yield both
-
-
-class Reader:
-    """One buffered reader of a connection for all its responses (pipelined
-    responses may arrive in one read), handed to http.client as the socket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._file = sock.makefile("rb")
-
-    def makefile(self, mode: str, *args: Any) -> Reader:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-    def close(self) -> None:
-        pass  # http.client closes its file at the end of each response
-
-    def reply(self, method: str) -> Reply:
-        """The next response (to a `method` request)."""
-        response = http.client.HTTPResponse(self, method=method)  # type: ignore[arg-type]
-        response.begin()
-        body = response.read()
-        fields = sorted(
-            (name.lower(), value)
-            for name, value in response.getheaders()
-            if name.lower() not in ("date", "server")
-        )
-        return response.status, fields, body
-
-
-def exchange(port: int, raw: bytes, method: str) -> Reply:
-    """Send `raw` on a new connection; the one response."""
-    with socket.create_connection(("127.0.0.1", port), DEADLINE) as sock:
-        sock.sendall(raw)
-        return Reader(sock).reply(method)
 
 
 def chunked(*pieces: bytes) -> bytes:
