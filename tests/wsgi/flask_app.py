@@ -158,7 +158,8 @@ def create_app(folder: Path) -> Flask:
         return f"{os.getpid()} {threading.current_thread().name}"
 
     @app.get("/environ")
-    def environ() -> Response:
+    @app.get("/environ/<path:rest>")
+    def environ(rest: str = "") -> Response:
         keys = ("SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL")
         return jsonify({key: request.environ.get(key) for key in keys})
 
