@@ -44,6 +44,9 @@ WAIT_LIMIT = 30.0  # seconds a background task waits for the test's go-ahead
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     # The state every request sees as request.state (Starlette >= 0.26).
     yield {"greeting": "hello from the lifespan", "started_in": os.getpid()}
+    # The shutdown: after the server has stopped serving.
+    with open(app.state.folder / "events.log", "a") as log:
+        log.write(f"lifespan shutdown in {os.getpid()}\n")
 
 
 @contextlib.asynccontextmanager

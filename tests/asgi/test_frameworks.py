@@ -517,10 +517,21 @@ def test_starlette_body_limit_chunked(limited: Served) -> None:
         assert response.status_code == 413
 
 
-@pytest.mark.parametrize("mode", [None, "on"])
-def test_starlette_lifespan_startup_failure_exits(tmp_path: Path, mode: str | None) -> None:
+def test_starlette_lifespan_shutdown_runs_at_the_stop(tmp_path: Path) -> None:
     folder = app_folder(tmp_path, "starlette_app")
-    args = ["--lifespan", mode] if mode else []
+    with treadle_run(folder, "starlette_app:app", "--port", "0") as running:
+        with httpx.Client(timeout=DEADLINE) as client:
+            assert client.get(f"http://127.0.0.1:{running.port}/state").status_code == 200
+        assert "lifespan shutdown" not in contents(folder / "events.log")
+        assert running.stop() == 0
+    assert lines(folder / "events.log") == [f"lifespan shutdown in {running.proc.pid}"]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--lifespan", "on"], ["--workers", "2"]], ids=["auto", "on", "workers"]
+)
+def test_starlette_lifespan_startup_failure_exits(tmp_path: Path, args: list[str]) -> None:
+    folder = app_folder(tmp_path, "starlette_app")
     result = subprocess.run(
         [sys.executable, "-m", "treadle", "run", "starlette_app:failing", "--port", "0", *args],
         cwd=folder,
