@@ -435,3 +435,24 @@ def test_http_1_0_streaming_is_framed_by_close(servers: Servers) -> None:
     assert treadle[2] == b"line 0\nline 1\nline 2\n"
     without_framing = [f for f in uvicorn[1] if f[0] != "transfer-encoding"]
     assert (treadle[0], treadle[1], treadle[2]) == (uvicorn[0], without_framing, uvicorn[2])
+
+
+@pytest.mark.xfail(
+    reason="bug: no proxy-headers support: behind a proxy on 127.0.0.1 that sends "
+    "X-Forwarded-Proto: https, redirects say http:// where uvicorn's say https://",
+    strict=True,
+)
+def test_behind_a_tls_proxy(servers: Servers) -> None:
+    # uvicorn trusts X-Forwarded-Proto and X-Forwarded-For from 127.0.0.1 by
+    # default (--proxy-headers, --forwarded-allow-ips): an app behind nginx
+    # on the same host, which ends TLS, builds https:// URLs. Treadle has no
+    # such option, so Starlette's redirect_slashes sends the browser to
+    # http://, off TLS.
+    raw = (
+        b"GET /slash HTTP/1.1\r\n"
+        + HOST
+        + b"X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+    )
+    uvicorn = exchange(servers.uvicorn, raw, "GET")
+    assert ("location", "https://parity.test/slash/") in uvicorn[1]
+    assert exchange(servers.treadle, raw, "GET") == uvicorn
