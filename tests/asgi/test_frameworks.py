@@ -297,6 +297,19 @@ def test_starlette_errors(starlette: Served) -> None:
         assert client.get("/users/7").json() == {"id": 7, "type": "int"}
 
 
+def test_starlette_large_static_file(starlette: Served) -> None:
+    # FileResponse goes out with http.response.pathsend (sendfile).
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    (starlette.folder / "static" / "large.bin").write_bytes(data)
+    with starlette.client() as client:
+        response = client.get("/static/large.bin")
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(len(data))
+        assert response.content == data
+        # And the connection is still in step.
+        assert client.get("/static/style.css").content == STYLE
+
+
 def test_starlette_range_requests(starlette: Served) -> None:
     data = bytes(range(256)) * 64
     with starlette.client() as client:
