@@ -355,11 +355,19 @@ class _HTTPCycle:
             except ConnectionError:
                 self._body_done = True
                 return {"type": "http.disconnect"}
+            except HTTPError as exc:
+                # The body broke a rule or a limit (bad chunking, a timeout,
+                # 413): the server answers with its status, and the app hears
+                # that the client is gone (an error raised through it would
+                # become its framework's 500).
+                return await self._refuse(exc)
             more = not body._eof or body._size > 0
             if chunk:
                 self._received += len(chunk)
                 if self._limit is not None and self._received > self._limit:
-                    raise HTTPError(413, f"the body passed the limit of {self._limit} bytes")
+                    return await self._refuse(
+                        HTTPError(413, f"the body passed the limit of {self._limit} bytes")
+                    )
             if not more:
                 self._body_done = True
             return {"type": "http.request", "body": chunk, "more_body": more}
@@ -368,11 +376,32 @@ class _HTTPCycle:
             if waiter is None:
                 waiter = self._disconnect = asyncio.get_running_loop().create_future()
                 self._writer.on_disconnect(self._wake)
-            await waiter
+            # Shielded: an app that cancels a receive() (a timeout around it)
+            # must be able to call receive() again and wait on.
+            await asyncio.shield(waiter)
             if self._state != _DONE:
                 # The client left before the response was complete: from now
                 # on send() raises, as the spec asks (2.4).
                 self._gone = True
+        return {"type": "http.disconnect"}
+
+    async def _refuse(self, exc: HTTPError) -> Message:
+        self._body_done = True
+        self._gone = True
+        writer = self._writer
+        if self._state == _IDLE or self._state == _STARTED:
+            self._state = _DONE
+            writer.force_close()
+            try:
+                await writer.send(
+                    exc.status,
+                    [("Content-Type", "text/plain; charset=utf-8")],
+                    f"{exc.status} {exc.reason}: {exc.detail}\n".encode(),
+                )
+            except ConnectionError:
+                pass
+        else:
+            writer.force_close()
         return {"type": "http.disconnect"}
 
     def _wake(self) -> None:

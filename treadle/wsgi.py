@@ -49,7 +49,14 @@ from .http.runner import NO_BODY_LIMIT, ServerRunner
 from .http.server import App, ResponseWriter, ServerConfig
 from .http.writer import take_framing
 
-__all__ = ["FileWrapper", "WSGIApp", "WSGIHandler", "WSGIRunner", "default_threads"]
+__all__ = [
+    "FileWrapper",
+    "RequestBodyRefused",
+    "WSGIApp",
+    "WSGIHandler",
+    "WSGIRunner",
+    "default_threads",
+]
 
 logger = logging.getLogger("treadle.wsgi")
 
@@ -65,21 +72,34 @@ def default_threads() -> int:
 
 
 class FileWrapper:
-    """`wsgi.file_wrapper`: iterates a file in blocks; when it reaches the
-    server as the response, a real file goes out with `sendfile` instead."""
+    """`wsgi.file_wrapper`: iterates a file in blocks (its own iterator, as
+    `wsgiref.util.FileWrapper`, so a wrapper around it that closes the
+    iterator closes the file); `seekable`/`seek`/`tell` are the file's. When
+    it reaches the server as the response, a real file goes out with
+    `sendfile` instead, from the file's position, never past the app's
+    Content-Length."""
 
     def __init__(self, filelike: BinaryIO, blksize: int = 8192) -> None:
         self.filelike = filelike
         self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
+        for name in ("seekable", "seek", "tell"):
+            if hasattr(filelike, name):
+                setattr(self, name, getattr(filelike, name))
 
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            block = self.filelike.read(self.blksize)
-            if not block:
-                return
-            yield block
+    def close(self) -> None:
+        """Close the file (PEP 3333: the server calls it once the response is out)."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def __iter__(self) -> FileWrapper:
+        return self
+
+    def __next__(self) -> bytes:
+        block = self.filelike.read(self.blksize)
+        if block:
+            return block
+        raise StopIteration
 
 
 class _Input(io.RawIOBase):
@@ -87,10 +107,17 @@ class _Input(io.RawIOBase):
     loop (each read waits for the bytes to arrive; reading from the socket
     pauses while the app is behind)."""
 
-    def __init__(self, body: Body, loop: asyncio.AbstractEventLoop, limit: int | None) -> None:
+    def __init__(
+        self,
+        body: Body,
+        loop: asyncio.AbstractEventLoop,
+        limit: int | None,
+        refuse: Callable[[HTTPError], None],
+    ) -> None:
         self._body = body
         self._loop = loop
         self._limit = limit
+        self._refuse = refuse
         self._seen = 0
         self._buf = b""
 
@@ -102,10 +129,18 @@ class _Input(io.RawIOBase):
         if body is EMPTY_BODY:
             return b""
         future = asyncio.run_coroutine_threadsafe(body.read(n), self._loop)
-        data = future.result()
-        self._seen += len(data)
-        if self._limit is not None and self._seen > self._limit:
-            raise HTTPError(413, f"the body passed the limit of {self._limit} bytes")
+        try:
+            data = future.result()
+            self._seen += len(data)
+            if self._limit is not None and self._seen > self._limit:
+                raise HTTPError(413, f"the body passed the limit of {self._limit} bytes")
+        except HTTPError as exc:
+            # The body broke a rule or a limit (bad chunking, a timeout, 413):
+            # the server answers with its status; the app gets an OSError, as
+            # for a client that went away (raised through it, an HTTPError
+            # would become the framework's 500), and its answer is dropped.
+            self._refuse(exc)
+            raise RequestBodyRefused(str(exc)) from None
         return data
 
     def read(self, size: int | None = -1) -> bytes:
@@ -151,6 +186,11 @@ class _Input(io.RawIOBase):
     def __iter__(self) -> Iterator[bytes]:
         while line := self.readline():
             yield line
+
+
+class RequestBodyRefused(OSError):
+    """Raised by `wsgi.input` when the request body broke a rule or a limit:
+    the server has answered already (413, 400 or 408) and will close."""
 
 
 class _Errors:
@@ -222,17 +262,23 @@ class WSGIHandler:
             )
             return
         loop = asyncio.get_running_loop()
-        environ = self._environ(request, body, writer, loop)
-        call = _Call(environ, writer, loop)
+        call = _Call(writer, loop)
+        call.environ = self._environ(request, body, writer, loop, call.refuse)
         self._busy += 1
         try:
             result = await loop.run_in_executor(self._pool, call.run, self._app)
+        except BaseException:
+            if call.refused:
+                return  # answered already; the app's error is the echo of it
+            raise
         finally:
             self._busy -= 1
+        if call.refused:
+            return
         if result is not None:
             status, headers, data, file, length = result
             if file is not None:
-                await _send_file(writer, status, headers, file)
+                await _send_file(writer, status, headers, file, length)
             elif length and not data and request.method == "HEAD":
                 # The length of a body a HEAD response never carries.
                 await writer.start(status, headers, content_length=length)
@@ -241,7 +287,12 @@ class WSGIHandler:
                 await writer.drain()
 
     def _environ(
-        self, request: Request, body: Body, writer: ResponseWriter, loop: asyncio.AbstractEventLoop
+        self,
+        request: Request,
+        body: Body,
+        writer: ResponseWriter,
+        loop: asyncio.AbstractEventLoop,
+        refuse: Callable[[HTTPError], None],
     ) -> dict[str, Any]:
         raw_path = request.path
         path = unquote_to_bytes(raw_path).decode("latin-1") if "%" in raw_path else raw_path
@@ -262,7 +313,7 @@ class WSGIHandler:
             "REMOTE_PORT": str(client[1]) if client is not None else "",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": writer.scheme,
-            "wsgi.input": _Input(body, loop, self._limit),
+            "wsgi.input": _Input(body, loop, self._limit, refuse),
             "wsgi.errors": self._errors,
             "wsgi.multithread": True,
             "wsgi.multiprocess": self._multiprocess,
@@ -300,10 +351,9 @@ class _Call:
     """One request's run of the app, in a pool thread: `start_response`,
     `write()`, and the iteration of what the app returned."""
 
-    def __init__(
-        self, environ: dict[str, Any], writer: ResponseWriter, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.environ = environ
+    def __init__(self, writer: ResponseWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.environ: dict[str, Any] = {}
+        self.refused = False  # the server answered for the app (see refuse())
         self.writer = writer
         self.loop = loop
         self.status = 0
@@ -329,6 +379,12 @@ class _Call:
         self.headers, self.length = take_framing(headers)
         return self.write
 
+    def refuse(self, exc: HTTPError) -> None:
+        """From the app's thread: answer with `exc`'s status (if nothing was
+        sent yet) and close after it; whatever the app does next is dropped."""
+        self.refused = True
+        self._await(_refuse(self.writer, exc))
+
     def _await(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
@@ -346,10 +402,12 @@ class _Call:
         """Run the app; a whole response to send from the loop, or None when
         it was streamed from here."""
         result = app(self.environ, self.start_response)
+        handed_over = False  # a file wrapper the loop sends (and closes)
         try:
             if isinstance(result, FileWrapper) and _has_fileno(result.filelike):
                 if not self.status:
                     raise RuntimeError("the app returned without calling start_response()")
+                handed_over = True
                 return self.status, self.headers, b"", result, self.length
             if isinstance(result, (list, tuple)) and not self.started:
                 data = b"".join(result)
@@ -375,8 +433,21 @@ class _Call:
             return None
         finally:
             close = getattr(result, "close", None)
-            if close is not None and not isinstance(result, FileWrapper):
+            if close is not None and not handed_over:
                 close()
+
+
+async def _refuse(writer: ResponseWriter, exc: HTTPError) -> None:
+    writer.force_close()
+    if not writer.started:
+        try:
+            await writer.send(
+                exc.status,
+                [("Content-Type", "text/plain; charset=utf-8")],
+                f"{exc.status} {exc.reason}: {exc.detail}\n".encode(),
+            )
+        except ConnectionError:
+            pass
 
 
 def _has_fileno(file: Any) -> bool:
@@ -388,12 +459,18 @@ def _has_fileno(file: Any) -> bool:
 
 
 async def _send_file(
-    writer: ResponseWriter, status: int, headers: list[tuple[Any, Any]], wrapper: FileWrapper
+    writer: ResponseWriter,
+    status: int,
+    headers: list[tuple[Any, Any]],
+    wrapper: FileWrapper,
+    length: int | None,
 ) -> None:
     file = wrapper.filelike
     try:
         offset = file.tell()
-        size = os.fstat(file.fileno()).st_size - offset
+        size = max(0, os.fstat(file.fileno()).st_size - offset)
+        if length is not None:
+            size = min(size, length)  # PEP 3333: never more than the app said
         await writer.start(status, headers, content_length=size)
         if size > 0 and writer._request.method != "HEAD":
             await writer.sendfile(file, offset, size)

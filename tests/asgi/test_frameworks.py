@@ -368,11 +368,6 @@ def test_starlette_endless_stream_ends_when_the_client_goes(starlette: Served) -
         assert client.get("/users/2").status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="bug: a client leaving a Starlette StreamingResponse is logged as an error "
-    "(ClientDisconnect traceback)",
-    strict=True,
-)
 def test_starlette_client_leaving_a_stream_is_not_logged_as_an_error(tmp_path: Path) -> None:
     folder = app_folder(tmp_path, "starlette_app")
     with treadle_run(folder, "starlette_app:app", "--port", "0") as running:
@@ -396,10 +391,6 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
-@pytest.mark.xfail(
-    reason="bug: receive() after a cancelled receive() raises CancelledError at once",
-    strict=True,
-)
 def test_starlette_long_poll_sees_the_disconnect(starlette: Served) -> None:
     # Starlette's request.is_disconnected() calls receive() in a cancelled
     # scope; the handler then waits on receive() for the client to leave.
@@ -423,11 +414,6 @@ def test_starlette_long_poll_sees_the_disconnect(starlette: Served) -> None:
     assert wait_for(ended, "the handler's end") == ["watch polled 3", "watch got http.disconnect"]
 
 
-@pytest.mark.xfail(
-    reason="bug: a client that closes its connection (FIN) is never reported as "
-    "http.disconnect to an app waiting in receive()",
-    strict=True,
-)
 def test_starlette_waiting_app_sees_a_closed_client(starlette: Served) -> None:
     log = starlette.folder / "events.log"
     with socket.create_connection(("127.0.0.1", starlette.running.port), DEADLINE) as sock:
@@ -516,11 +502,6 @@ def test_starlette_body_limit_with_a_length(limited: Served) -> None:
         assert response.status_code == 413
 
 
-@pytest.mark.xfail(
-    reason="bug: a chunked body over --limit-request-body is answered 500 by the "
-    "framework, not 413 (HTTPError raised out of receive() through the app)",
-    strict=True,
-)
 def test_starlette_body_limit_chunked(limited: Served) -> None:
     # The limit is found as the body flows; the HTTPError(413) receive()
     # raises goes through the app, and Starlette, like every framework,

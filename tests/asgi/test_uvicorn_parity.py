@@ -437,22 +437,35 @@ def test_http_1_0_streaming_is_framed_by_close(servers: Servers) -> None:
     assert (treadle[0], treadle[1], treadle[2]) == (uvicorn[0], without_framing, uvicorn[2])
 
 
-@pytest.mark.xfail(
-    reason="bug: no proxy-headers support: behind a proxy on 127.0.0.1 that sends "
-    "X-Forwarded-Proto: https, redirects say http:// where uvicorn's say https://",
-    strict=True,
+@pytest.fixture(scope="module")
+def proxied(folder: Path) -> Iterator[Servers]:
+    """Both servers told to believe forwarding headers from 127.0.0.1."""
+    with serve_both(folder, "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1") as both:
+        yield both
+
+
+FORWARDED = (
+    b"GET /slash HTTP/1.1\r\n"
+    + HOST
+    + b"X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
 )
-def test_behind_a_tls_proxy(servers: Servers) -> None:
-    # uvicorn trusts X-Forwarded-Proto and X-Forwarded-For from 127.0.0.1 by
-    # default (--proxy-headers, --forwarded-allow-ips): an app behind nginx
-    # on the same host, which ends TLS, builds https:// URLs. Treadle has no
-    # such option, so Starlette's redirect_slashes sends the browser to
-    # http://, off TLS.
-    raw = (
-        b"GET /slash HTTP/1.1\r\n"
-        + HOST
-        + b"X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
-    )
-    uvicorn = exchange(servers.uvicorn, raw, "GET")
+
+
+def test_behind_a_tls_proxy(proxied: Servers) -> None:
+    # Behind nginx on the same host, which ends TLS: with the proxy trusted,
+    # Starlette's redirect_slashes keeps the browser on https:// under both.
+    uvicorn = exchange(proxied.uvicorn, FORWARDED, "GET")
     assert ("location", "https://parity.test/slash/") in uvicorn[1]
-    assert exchange(servers.treadle, raw, "GET") == uvicorn
+    assert exchange(proxied.treadle, FORWARDED, "GET") == uvicorn
+
+
+def test_forwarding_headers_are_not_believed_by_default(servers: Servers) -> None:
+    # A deliberate difference: uvicorn believes 127.0.0.1 unless told otherwise;
+    # Treadle believes no peer until --forwarded-allow-ips names one (a local
+    # process that is not a proxy could otherwise claim any client address).
+    assert ("location", "http://parity.test/slash/") in exchange(servers.treadle, FORWARDED, "GET")[
+        1
+    ]
+    assert ("location", "https://parity.test/slash/") in exchange(
+        servers.uvicorn, FORWARDED, "GET"
+    )[1]

@@ -95,22 +95,8 @@ CORPUS: dict[str, tuple[str, bytes]] = {
 }
 CASES = [
     *(name for name in CORPUS if name != "send_file Range"),
-    pytest.param(
-        "send_file Range",
-        marks=pytest.mark.xfail(
-            reason="bug: treadle.wsgi.FileWrapper is not its own iterator, so Werkzeug's "
-            "range wrapper never closes the file",
-            strict=True,
-        ),
-    ),
-    pytest.param(
-        "file_wrapper with a shorter Content-Length",
-        marks=pytest.mark.xfail(
-            reason="bug: a wsgi.file_wrapper response ignores the app's Content-Length "
-            "and sends the whole file",
-            strict=True,
-        ),
-    ),
+    "send_file Range",
+    "file_wrapper with a shorter Content-Length",
 ]
 CORPUS["file_wrapper with a shorter Content-Length"] = get(b"/head-of/report.bin?bytes=1000")
 

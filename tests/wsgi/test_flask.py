@@ -217,11 +217,6 @@ def test_send_file(flask: Served) -> None:
         assert client.get("/").text == "hello from flask"
 
 
-@pytest.mark.xfail(
-    reason="bug: a wsgi.file_wrapper response ignores the app's Content-Length and "
-    "sends the whole file",
-    strict=True,
-)
 def test_file_wrapper_with_a_shorter_content_length(flask: Served) -> None:
     # PEP 3333: the server must not send more than the app's Content-Length
     # (gunicorn's sendfile path stops there too).
@@ -231,11 +226,6 @@ def test_file_wrapper_with_a_shorter_content_length(flask: Served) -> None:
         assert response.content == REPORT[:1000]
 
 
-@pytest.mark.xfail(
-    reason="bug: treadle.wsgi.FileWrapper is not its own iterator, so Werkzeug's "
-    "range wrapper never closes the file",
-    strict=True,
-)
 def test_send_file_range_closes_the_file(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     # For a Range request Werkzeug wraps wsgi.file_wrapper in its range
     # wrapper, which iterates iter(wrapper) and, at close(), closes that
@@ -322,11 +312,6 @@ def test_body_limit_with_a_length(limited: Served) -> None:
         assert client.post("/digest", content=b"x" * 1001).status_code == 413
 
 
-@pytest.mark.xfail(
-    reason="bug: a chunked body over --limit-request-body is answered 500 by the "
-    "framework, not 413 (HTTPError raised out of wsgi.input.read() through the app)",
-    strict=True,
-)
 def test_body_limit_chunked(limited: Served) -> None:
     # Flask turns the HTTPError that wsgi.input.read() raises into its 500.
     with limited.client() as client:

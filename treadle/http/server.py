@@ -715,6 +715,21 @@ class ResponseWriter:
         self._conn._upgrade(protocol)
 
 
+def _echoes_a_disconnect(exc: BaseException) -> bool:
+    """Whether a handler's exception is the echo of its client going away: a
+    ConnectionError or a cancellation, or an exception raised while handling
+    one (frameworks turn the OSError of a write to a gone client into their
+    own, as Starlette's ClientDisconnect)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, (ConnectionError, asyncio.CancelledError)):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
 class HTTPServerProtocol(asyncio.Protocol):
     """Serves HTTP/1.1 on one connection by calling `app` for each request.
 
@@ -1189,7 +1204,7 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._closing = True
         transport = self._transport
         if transport is None:
-            if exc is not None and not isinstance(exc, (ConnectionError, asyncio.CancelledError)):
+            if exc is not None and not _echoes_a_disconnect(exc):
                 logger.error("error handling %r (client gone)", request, exc_info=exc)
             return
         if exc is not None:
