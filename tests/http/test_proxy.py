@@ -63,7 +63,7 @@ PROXY = TrustedProxies("127.0.0.1, 10.0.0.0/8")
             Forwarded("2001:db8::17", 4711, "http", None),
         ),
         (
-            [("Forwarded", "for=\"198.51.100.2:8080\""), ("Forwarded", "for=10.1.2.3")],
+            [("Forwarded", 'for="198.51.100.2:8080"'), ("Forwarded", "for=10.1.2.3")],
             Forwarded("198.51.100.2", 8080, None, None),
         ),
         # The client's own (spoofed) hop is left of the first untrusted one: ignored.
