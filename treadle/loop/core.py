@@ -156,6 +156,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._timer_seq = itertools.count()
         self._clock_resolution = time.get_clock_info("monotonic").resolution
         self._current_handle: Handle | None = None
+        # Watched (a LoopMonitor is counting slow callbacks): each callback
+        # is published in _current_handle and each iteration counted.
+        self._watched = False
+        self._iterations = 0
         self._exception_handler: _ExceptionHandler | None = None
         self._task_factory: Any = None
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -466,6 +470,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             ntodo = len(ready)
             if self._debug:
                 self._run_ready_debug(ntodo)
+            elif self._watched:
+                self._run_ready_watched(ntodo)
             else:
                 while ntodo:
                     ntodo -= 1
@@ -483,9 +489,32 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if self._stopping:
                 break
 
+    def _run_ready_watched(self, ntodo: int) -> None:
+        """Step 4 while a `LoopMonitor` watches: each callback is published in
+        `_current_handle` (one store) and each iteration counted, so its
+        watchdog thread can tell one callback running long from many short
+        ones (the same handle can run once per iteration: an fd's reader)."""
+        self._iterations += 1
+        popleft = self._ready.popleft
+        try:
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                self._current_handle = handle
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._report_callback_error(handle, exc)
+        finally:
+            self._current_handle = None
+
     def _run_ready_debug(self, ntodo: int) -> None:
         """The debug-mode variant of step 4: records the current handle and logs
         callbacks slower than `slow_callback_duration`."""
+        self._iterations += 1
         popleft = self._ready.popleft
         for _ in range(ntodo):
             handle = popleft()
