@@ -113,7 +113,7 @@ import os
 
 from . import parser as _parser
 from .body import Body
-from .errors import HTTPError
+from .errors import HTTPError, ResponseError, ResponseHeadError, ResponsePayloadError
 from .headers import Headers
 from .parser import (
     END_OF_MESSAGE,
@@ -123,6 +123,7 @@ from .parser import (
     Request,
     RequestParser,
 )
+from .response_parser import InformationalResponse, Response, ResponseLimits, ResponseParser
 from .server import App, HTTPServer, HTTPServerProtocol, ResponseWriter, ServerConfig
 from .writer import DateCache
 
@@ -141,10 +142,17 @@ __all__ = [
     "HTTPServer",
     "HTTPServerProtocol",
     "Headers",
+    "InformationalResponse",
     "Limits",
     "ParserState",
     "Request",
     "RequestParser",
+    "Response",
+    "ResponseError",
+    "ResponseHeadError",
+    "ResponseLimits",
+    "ResponseParser",
+    "ResponsePayloadError",
     "ResponseWriter",
     "ServerConfig",
 ]

@@ -314,9 +314,10 @@ END_OF_MESSAGE: Final = EndOfMessage()
 
 
 class ParserState:
-    """What the parser is waiting for (the values of `RequestParser.state`)."""
+    """What a parser is waiting for (the values of `RequestParser.state` and
+    `ResponseParser.state`; the last two are the response parser's only)."""
 
-    HEAD: Final = 0  #: a request line and headers (or nothing: idle)
+    HEAD: Final = 0  #: a start line and headers (or nothing: idle)
     BODY: Final = 1  #: `Content-Length` body bytes
     CHUNK_SIZE: Final = 2  #: a chunk-size line
     CHUNK_DATA: Final = 3  #: chunk data bytes
@@ -326,6 +327,8 @@ class ParserState:
     PAUSED: Final = 7  #: after an upgrade or CONNECT request: see `resume()`
     CLOSED: Final = 8  #: after a request that does not keep the connection alive
     ERROR: Final = 9  #: after an HTTPError; the connection must close
+    UNTIL_CLOSE: Final = 10  #: a response body that ends when the connection closes
+    SWITCHED: Final = 11  #: after a 101 or a CONNECT's 2xx: HTTP is over on the connection
 
 
 _HEAD = ParserState.HEAD
@@ -815,6 +818,9 @@ class _MessageParser(Generic[_Head]):
         except HTTPError:
             self._state = _ERROR
             raise
+
+    # The response parser wraps next_event(); this name reaches the shared one.
+    _next_event = next_event
 
     # -- chunked bodies ------------------------------------------------------------
 
