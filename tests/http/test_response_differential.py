@@ -30,6 +30,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, strategies as st
 
+from tests.http.conftest import pure_python_parser, require_speedups
 from tests.http.peers import (
     ResponseMessage,
     ResponseVerdict,
@@ -472,3 +473,43 @@ def test_generated_keep_alive_pipelines(parts: list[bytes]) -> None:
     assert verdict.messages == expected
     assert verdict.partial == singles[-1].partial
     _judge(data, methods)
+
+
+# -- the C fast path for chunks, shared with the request parser ----------------------
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b'5\r\nhello\r\n1A;name=value;q="a \\" b"\r\nabcdefghijklmnopqrstuvwxyz\r\n'
+    b"3;x\r\nxyz\r\n0\r\n\r\n"
+)
+
+
+def _both_ways(data: bytes | list[bytes]) -> None:
+    with_c = parse_treadle_response(data)
+    with pure_python_parser():
+        without = parse_treadle_response(data)
+    assert with_c.accepted == without.accepted, data
+    assert (with_c.messages, with_c.partial, with_c.detail) == (
+        without.messages,
+        without.partial,
+        without.detail,
+    ), data
+    assert type(with_c.error) is type(without.error), data
+
+
+def test_every_single_byte_change_of_a_chunked_response_both_ways() -> None:
+    # scan_chunks decodes a response's chunks as it does a request's: it may
+    # only accept what the Python decoder accepts, with the same result.
+    require_speedups()
+    start = CHUNKED.index(b"\r\n\r\n") + 4
+    for i in range(start, len(CHUNKED)):
+        for value in range(256):
+            _both_ways(CHUNKED[:i] + bytes((value,)) + CHUNKED[i + 1 :])
+
+
+def test_every_split_of_a_chunked_response_both_ways() -> None:
+    require_speedups()
+    for i in range(1, len(CHUNKED)):
+        _both_ways([CHUNKED[:i], CHUNKED[i:]])
+    with_c = parse_treadle_response(CHUNKED)
+    assert with_c.messages[0].body == b"hello" + b"abcdefghijklmnopqrstuvwxyz" + b"xyz"
