@@ -917,3 +917,19 @@ def test_limits_validate_their_arguments_and_are_read_only() -> None:
     with pytest.raises(AttributeError, match="read-only"):
         del limits.max_headers
     assert "max_body_size=None" in repr(ResponseLimits())
+
+
+def test_framing_is_remembered_only_for_the_same_version_status_and_method() -> None:
+    # The parser remembers framing by version, status, method and framing
+    # lines: the same bytes answer HEAD without a body and GET with one.
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    out = summary(events(response + response + b"hi", ["HEAD", "GET"]))
+    assert [o[-1] if o[0] == "body" else o[5] for o in out] == [0, (), 2, ()]
+    assert out[3][1] == b"hi"
+    # ... and the same lines under HTTP/1.0 close, and as a 204 have no body.
+    for data, keep_alive, length in (
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", False, 2),
+        (b"HTTP/1.1 204 No\r\nContent-Length: 2\r\n\r\n", True, 0),
+    ):
+        resp, _, _ = only_response(data)
+        assert (resp.keep_alive, resp.content_length) == (keep_alive, length)

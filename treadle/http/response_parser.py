@@ -42,9 +42,10 @@ Where RFC 9112 tells a user agent to be lenient, this parser is, and says so:
   request parser refuses it, because on a server a bare LF is where a proxy
   and the server behind it frame a request differently (smuggling). A client
   is at the end of the path: a response it reads is read by nobody after it,
-  and servers and devices that end lines with LF alone are real (h11, llhttp,
-  curl and browsers read them). Refusing them would break clients for no
-  safety gained, so they are read. A bare CR is still refused (RFC 9112 2.2
+  and servers and devices that end lines with LF alone are real (h11, curl
+  and browsers read them; llhttp's strict mode, as httptools runs
+  it, refuses them). Refusing them would break clients for little safety
+  gained, so they are read. A bare CR is still refused (RFC 9112 2.2
   lets a recipient refuse it, and a CR alone is not a line end anywhere).
   The chunked decoder is shared with the request parser and stays strict:
   chunk lines, the end of chunk data and trailers need CRLF, because that is
@@ -294,10 +295,17 @@ _VERSIONS: Final = {b"0": _V10, b"1": _V11}
 
 _new_response = object.__new__
 
-# status, reason, version, the canonical header block (each line CRLF).
-_ParsedHead = tuple[int, str, tuple[int, int], bytes]
 # content_length, chunked, until_close, keep_alive, switched.
 _Framing = tuple["int | None", bool, bool, bool, bool]
+
+# Framing already worked out, by version, status, method and framing lines;
+# bounded, and only framings that passed every rule get in (as the request
+# parser's memo).
+_framings: dict[tuple[tuple[int, int], int, str, bytes], _Framing] = {}
+_FRAMINGS_MAX: Final = 1024
+
+# status, reason, version, the canonical header block (each line CRLF).
+_ParsedHead = tuple[int, str, tuple[int, int], bytes]
 
 
 def _parse_status_line(line: bytes) -> tuple[int, str, tuple[int, int]]:
@@ -595,9 +603,15 @@ class ResponseParser(_MessageParser[Response | InformationalResponse]):
             self._check_partial_head(buf, pos)
             return None
         status, reason, version, block = _parse_head(buf[pos : m.start() + 1], self._limits)
-        content_length, chunked, until_close, keep_alive, switched = _response_framing(
-            version, status, methods[0], _framing_fields(block)
-        )
+        # Framing depends on these four only; a connection's responses
+        # mostly repeat them (the same server, the same few lengths).
+        key = (version, status, methods[0], _framing_fields(block))
+        framing = _framings.get(key)
+        if framing is None:
+            framing = _response_framing(*key)
+            if len(_framings) < _FRAMINGS_MAX:
+                _framings[key] = framing
+        content_length, chunked, until_close, keep_alive, switched = framing
         headers: Headers
         if block:
             headers = _new_headers(_BlockHeaders)  # split on first use
