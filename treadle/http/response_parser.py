@@ -511,7 +511,8 @@ class ResponseParser(_MessageParser[Response | InformationalResponse]):
     @property
     def pending(self) -> int:
         """How many expected responses have not begun (a response whose head
-        was delivered no longer counts)."""
+        was delivered no longer counts). Once the parser is CLOSED, SWITCHED
+        or in ERROR, these requests got no answer on this connection."""
         return len(self._methods)
 
     @property
