@@ -75,6 +75,7 @@ from typing import Final
 from .errors import HTTPError, ResponseError, ResponseHeadError, ResponsePayloadError
 from .headers import Headers, split_list
 from .parser import (
+    _FIELD_BLOCK,
     _V10,
     _V11,
     _VALUE_CHARS,
@@ -379,15 +380,11 @@ def _parse_head(head: bytes, limits: ResponseLimits) -> _ParsedHead:
         if block.count(b"\n") > limits.max_headers:
             raise HTTPError(431, "too many header fields")
     status, reason, version = _parse_status_line(head[:line_len])
-    if block:
-        # The common head (CRLF everywhere, no fold) is canonical as it is.
-        if (
-            block.count(b"\n") != block.count(b"\r\n")
-            or b"\n " in block
-            or b"\n\t" in block
-            or block[0] in b" \t"
-        ):
-            block = _canonical_block(block)
+    # A block the shared grammar takes as it is has CRLF line ends only and no
+    # fold (a fold line does not begin with a token): the common head, judged
+    # in one match. Anything else is made canonical, then judged.
+    if block and _FIELD_BLOCK.fullmatch(block) is None:
+        block = _canonical_block(block)
         _check_field_grammar(block)
     return status, reason, version, block
 
