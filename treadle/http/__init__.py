@@ -124,7 +124,7 @@ but 101: act on 100 Continue, then go on pulling), `Response`, `bytes` and
 
 It runs the request parser's own code for everything the two directions share
 (the header block, Content-Length and Transfer-Encoding, keep-alive, chunked
-bodies and trailers), so rules 2-9, 13 and 18 above hold for responses too,
+bodies and trailers), so rules 2-9, 12-14 and 18 above hold for responses too,
 and `tests/http/test_response_differential.py` checks it against llhttp's
 response parser (httptools, strict mode) and h11 as a client. Stricter than a
 peer, besides those shared rules:
