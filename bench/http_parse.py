@@ -23,6 +23,13 @@ Per parser, microseconds per message (best of `--repeat` timings):
 
 Ratios are against httptools, the issue's target (Treadle no slower than it).
 httptools and h11 come with the `test` extra.
+
+A second table does the same for responses, as a client reads them: a
+response with eight header fields and a short Content-Length body, and a
+chunked one (three chunks), each to a GET. Treadle's ResponseParser reused
+on one connection (`expect()`, then head, body, end of message; its head has
+no C fast path), httptools' HttpResponseParser reused, h11 as a client on a
+fresh connection per response (it must send a request first).
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ from pathlib import Path
 # root first instead of this folder.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from treadle.http import EndOfMessage, RequestParser, parser as parser_module  # noqa: E402
+from treadle.http import (  # noqa: E402
+    EndOfMessage,
+    RequestParser,
+    Response,
+    ResponseParser,
+    parser as parser_module,
+)
 
 _FIELDS = (
     b"Host: localhost:8080\r\n"
@@ -215,6 +228,141 @@ def h11_cases() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
     return {"h11 (fresh connection)": (get, post)}
 
 
+RESPONSE_FIELDS = (
+    b"Date: Wed, 02 Dec 2026 12:00:00 GMT\r\n"
+    b"Server: nginx/1.24.0\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"Cache-Control: private, max-age=0\r\n"
+    b"Set-Cookie: session=4f2a9c81e07b; Path=/; HttpOnly\r\n"
+    b"Vary: Accept-Encoding\r\n"
+    b"Connection: keep-alive\r\n"
+)
+RESPONSE_CL = (
+    b"HTTP/1.1 200 OK\r\n" + RESPONSE_FIELDS + b"Content-Length: 26\r\n\r\n"
+    b"abcdefghijklmnopqrstuvwxyz"
+)
+RESPONSE_CHUNKED = (
+    b"HTTP/1.1 200 OK\r\n" + RESPONSE_FIELDS + b"Transfer-Encoding: chunked\r\n\r\n"
+    b"10\r\n0123456789abcdef\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n5\r\nhello\r\n0\r\n\r\n"
+)
+RESPONSE_CHUNKED_BODY = b"0123456789abcdef" + b"abcdefghijklmnopqrstuvwxyz" + b"hello"
+
+
+def _drain_response(parser: ResponseParser) -> int:
+    """Parse one response to a GET as a client does; return the body size."""
+    parser.expect("GET")
+    head = parser.next_event()
+    if not isinstance(head, Response):
+        raise AssertionError("head incomplete")
+    size = 0
+    while True:
+        event = parser.next_event()
+        if isinstance(event, bytes):
+            size += len(event)
+        elif isinstance(event, EndOfMessage):
+            return size
+        elif event is None:
+            raise AssertionError("message incomplete")
+
+
+def response_cases() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
+    """name -> (Content-Length run, chunked run); each run parses two responses."""
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
+
+    def treadle(data: bytes) -> Callable[[], None]:
+        parser = ResponseParser()
+
+        def run() -> None:
+            parser.feed(data)
+            _drain_response(parser)
+            parser.feed(data)
+            _drain_response(parser)
+
+        return run
+
+    cases["treadle (reused)"] = (treadle(RESPONSE_CL), treadle(RESPONSE_CHUNKED))
+    if parser_module._scan_chunks is not None:
+        cases["treadle, no C"] = (
+            pure_python(treadle(RESPONSE_CL)),
+            pure_python(treadle(RESPONSE_CHUNKED)),
+        )
+    try:
+        import httptools
+    except ImportError:
+        print("httptools not installed: skipped")
+    else:
+
+        class Collector:
+            """What a client keeps from llhttp's callbacks."""
+
+            def __init__(self) -> None:
+                self.headers: list[tuple[bytes, bytes]] = []
+                self.body: list[bytes] = []
+                self.reason = b""
+                self.done = 0
+
+            def on_message_begin(self) -> None:
+                self.headers = []
+                self.body = []
+
+            def on_status(self, reason: bytes) -> None:
+                self.reason = reason
+
+            def on_header(self, name: bytes, value: bytes) -> None:
+                self.headers.append((name, value))
+
+            def on_body(self, body: bytes) -> None:
+                self.body.append(body)
+
+            def on_message_complete(self) -> None:
+                self.done += 1
+
+        def llhttp(data: bytes) -> tuple[Callable[[], None], Collector]:
+            sink = Collector()
+            parser = httptools.HttpResponseParser(sink)
+
+            def run() -> None:
+                parser.feed_data(data)
+                parser.feed_data(data)
+
+            return run, sink
+
+        cl_run, cl_sink = llhttp(RESPONSE_CL)
+        chunked_run, chunked_sink = llhttp(RESPONSE_CHUNKED)
+        cl_run()
+        chunked_run()
+        assert cl_sink.done == 2 and len(cl_sink.headers) == 8
+        assert b"".join(chunked_sink.body) == RESPONSE_CHUNKED_BODY
+        cases["httptools (llhttp, C; reused)"] = (cl_run, chunked_run)
+    try:
+        import h11
+    except ImportError:
+        print("h11 not installed: skipped")
+    else:
+
+        def h11_run(data: bytes) -> Callable[[], None]:
+            def one() -> None:
+                conn = h11.Connection(h11.CLIENT)
+                conn.send(h11.Request(method="GET", target="/", headers=[("Host", "a")]))
+                conn.send(h11.EndOfMessage())
+                conn.receive_data(data)
+                while True:
+                    event = conn.next_event()
+                    if type(event) is h11.EndOfMessage:
+                        return
+                    if event is h11.NEED_DATA:
+                        raise AssertionError("message incomplete")
+
+            def run() -> None:
+                one()
+                one()
+
+            return run
+
+        cases["h11 (fresh connection)"] = (h11_run(RESPONSE_CL), h11_run(RESPONSE_CHUNKED))
+    return cases
+
+
 def best_us(fn: Callable[[], object], repeat: int, messages_per_call: int = 2) -> float:
     """Microseconds per message, best of `repeat` timings of about 0.2 s."""
     timer = timeit.Timer(fn)
@@ -253,6 +401,22 @@ def main() -> None:
         line = f"  {name:<32} {get_us:>12.2f} us {post_us:>11.2f} us"
         if ref:
             line += f"   {get_us / ref[0]:5.2f}x {post_us / ref[1]:5.2f}x"
+        print(line)
+
+    check_response = ResponseParser()
+    check_response.feed(RESPONSE_CHUNKED + RESPONSE_CL)
+    assert _drain_response(check_response) == len(RESPONSE_CHUNKED_BODY)
+    assert _drain_response(check_response) == 26
+    responses = {
+        name: (best_us(cl, args.repeat), best_us(chunked, args.repeat))
+        for name, (cl, chunked) in response_cases().items()
+    }
+    ref = responses.get("httptools (llhttp, C; reused)")
+    print(f"  {'response parser':<32} {'200 + length':>15} {'chunked 200':>14}")
+    for name, (cl_us, chunked_us) in responses.items():
+        line = f"  {name:<32} {cl_us:>12.2f} us {chunked_us:>11.2f} us"
+        if ref:
+            line += f"   {cl_us / ref[0]:5.2f}x {chunked_us / ref[1]:5.2f}x"
         print(line)
 
 

@@ -4,9 +4,11 @@ The layer under the web framework. It knows asyncio's public Protocol/Transport
 API only, so it runs on Treadle's loop, the stdlib loop and uvloop alike; the
 parser knows no IO at all.
 
-Modules: `parser` (bytes in, events out), `headers` (the case-insensitive ordered
-multi-dict), `writer` (serializing responses), `body` (the request body stream),
-`server` (the `asyncio.Protocol` and its factory), `errors` (`HTTPError`).
+Modules: `parser` (bytes in, events out), `response_parser` (the same for a
+client: responses, on the request parser's grammar), `headers` (the
+case-insensitive ordered multi-dict), `writer` (serializing responses), `body`
+(the request body stream), `server` (the `asyncio.Protocol` and its factory),
+`errors` (`HTTPError`, and the client's `ResponseError`s).
 
 Serving
 -------
@@ -105,6 +107,59 @@ Where Treadle accepts what a peer refuses, the RFC is on its side: any token is
 a method (llhttp knows a fixed list); identical repeated `Content-Length` fields
 are one value (RFC 9110 8.6; llhttp refuses them); empty lines before a request
 line are skipped (RFC 9112 2.2; h11 refuses them).
+
+Reading responses (for the client)
+----------------------------------
+`ResponseParser` reads a connection's responses in the order of the requests
+it was told of (`expect(method)`); its events are `InformationalResponse` (1xx
+but 101: act on 100 Continue, then go on pulling), `Response`, `bytes` and
+`EndOfMessage`; a broken rule raises `ResponseHeadError` or
+`ResponsePayloadError` and the connection must not be reused::
+
+    parser = ResponseParser()
+    parser.expect("GET")                    # for each request sent, in order
+    parser.feed(data)                       # ... and feed_eof() at the close
+    while (event := parser.next_event()) is not None:
+        ...
+
+It runs the request parser's own code for everything the two directions share
+(the header block, Content-Length and Transfer-Encoding, keep-alive, chunked
+bodies and trailers), so rules 2-9, 12-14 and 18 above hold for responses too,
+and `tests/http/test_response_differential.py` checks it against llhttp's
+response parser (httptools, strict mode) and h11 as a client. Stricter than a
+peer, besides those shared rules:
+
+- R1. **A reason phrase holds no control character but HTAB** (both peers take
+  `\x01`).
+- R2. **A status code is 100-999**: 099 is refused (llhttp takes it; h11
+  refuses it too). 600-999 are delivered as they are, framed as final
+  responses (RFC 9110 15: treat them as 5xx).
+- R3. **Nothing comes before a status line**: an empty line left over after a
+  body is not skipped (llhttp skips it; RFC 9112 2.2's skipping is for
+  servers reading requests), so a server's extra CRLF fails the next
+  response instead of shifting the framing of the rest.
+- R4. **Bytes that answer no request are refused**, and bytes past a
+  response's framing are the next response's, never this one's: a 204 with a
+  body, or five bytes more than Content-Length, fail the connection.
+- R5. **A status code is exactly three ASCII digits** (`HTTP/1.1 2000 OK` is
+  refused, as by both peers), and only HTTP/1.0 and 1.1 are read (llhttp
+  takes `HTTP/2.0`, h11 `HTTP/1.2`).
+- `Transfer-Encoding` whose final coding is not chunked is refused, where RFC
+  9112 6.3 would read the body until the close (llhttp does; h11 refuses it
+  too), and `gzip, chunked` is refused (llhttp hands up a coded body).
+
+More lenient than llhttp's strict mode, as RFC 9112 tells a user agent to be
+(the module docstring of `response_parser` says why):
+
+- **A bare LF ends a line of the head** (RFC 9112 2.2; h11, curl and browsers
+  read it, llhttp's strict mode refuses it). Not in chunked framing: the
+  decoder is the request parser's and wants CRLF.
+- **obs-fold is unfolded**: the fold and the whitespace around it become one SP
+  (RFC 9112 5.2; llhttp refuses it; h11 unfolds but keeps the whitespace
+  before the fold).
+- Identical repeated `Content-Length` fields are one value (as for requests),
+  and bytes after a response that closes the connection are left unread
+  (`trailing_data`), not an error (llhttp refuses both).
 """
 
 from __future__ import annotations
@@ -113,7 +168,7 @@ import os
 
 from . import parser as _parser
 from .body import Body
-from .errors import HTTPError
+from .errors import HTTPError, ResponseError, ResponseHeadError, ResponsePayloadError
 from .headers import Headers
 from .parser import (
     END_OF_MESSAGE,
@@ -123,6 +178,7 @@ from .parser import (
     Request,
     RequestParser,
 )
+from .response_parser import InformationalResponse, Response, ResponseLimits, ResponseParser
 from .server import App, HTTPServer, HTTPServerProtocol, ResponseWriter, ServerConfig
 from .writer import DateCache
 
@@ -141,10 +197,17 @@ __all__ = [
     "HTTPServer",
     "HTTPServerProtocol",
     "Headers",
+    "InformationalResponse",
     "Limits",
     "ParserState",
     "Request",
     "RequestParser",
+    "Response",
+    "ResponseError",
+    "ResponseHeadError",
+    "ResponseLimits",
+    "ResponseParser",
+    "ResponsePayloadError",
     "ResponseWriter",
     "ServerConfig",
 ]

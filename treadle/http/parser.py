@@ -23,6 +23,15 @@ obvious place: `_parse_request_line`, `_check_fields` and `_framing` for the hea
 `HTTPError` carrying the status to answer (400, 413, 414, 431, 501, 505); after
 one the parser is dead and the connection must close.
 
+The response parser (`response_parser`) shares this module's grammar rather
+than having its own: the header-block validator (`_FIELD_BLOCK`,
+`_check_fields`), the framing rules of both kinds of message
+(`_body_framing`: Content-Length against Transfer-Encoding, their values;
+`_keep_alive`) and the body decoder, Content-Length and chunked with its
+trailers, in `_MessageParser`, the base class of both parsers, with the C
+fast path for chunks. Only the start line and what follows from it (a
+request's Host, Expect and Upgrade; a response's status) are each parser's own.
+
 Decisions worth knowing (the package docstring lists every rule where Treadle is
 stricter than llhttp, h11 or aiohttp):
 
@@ -61,7 +70,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from .errors import HTTPError
 from .headers import Headers, split_list
@@ -166,6 +175,21 @@ class Limits:
 
 
 DEFAULT_LIMITS: Final = Limits()
+
+
+class _FieldLimits(Protocol):
+    """The limits the shared grammar reads (field blocks, trailers, chunk
+    lines): `Limits` and the response parser's `ResponseLimits` both have them."""
+
+    @property
+    def max_field_size(self) -> int: ...
+    @property
+    def max_header_block(self) -> int: ...
+    @property
+    def max_headers(self) -> int: ...
+    @property
+    def max_chunk_line(self) -> int: ...
+
 
 _V10: Final = (1, 0)
 _V11: Final = (1, 1)
@@ -290,9 +314,10 @@ END_OF_MESSAGE: Final = EndOfMessage()
 
 
 class ParserState:
-    """What the parser is waiting for (the values of `RequestParser.state`)."""
+    """What a parser is waiting for (the values of `RequestParser.state` and
+    `ResponseParser.state`; the last two are the response parser's only)."""
 
-    HEAD: Final = 0  #: a request line and headers (or nothing: idle)
+    HEAD: Final = 0  #: a start line and headers (or nothing: idle)
     BODY: Final = 1  #: `Content-Length` body bytes
     CHUNK_SIZE: Final = 2  #: a chunk-size line
     CHUNK_DATA: Final = 3  #: chunk data bytes
@@ -302,6 +327,8 @@ class ParserState:
     PAUSED: Final = 7  #: after an upgrade or CONNECT request: see `resume()`
     CLOSED: Final = 8  #: after a request that does not keep the connection alive
     ERROR: Final = 9  #: after an HTTPError; the connection must close
+    UNTIL_CLOSE: Final = 10  #: a response body that ends when the connection closes
+    SWITCHED: Final = 11  #: after a 101 or a CONNECT's 2xx: HTTP is over on the connection
 
 
 _HEAD = ParserState.HEAD
@@ -506,9 +533,12 @@ def _diagnose_request_line(line: bytes) -> HTTPError:
     return HTTPError(400, f"invalid character in request target {_excerpt(target)}")
 
 
-def _check_fields(block: bytes, limits: Limits, what: str) -> None:
+def _check_fields(block: bytes, limits: _FieldLimits, what: str) -> None:
     """Validate a field block (header or trailer lines, each ending in CRLF)
-    against the grammar and the limits; raise the HTTPError it earns."""
+    against the grammar and the limits; raise the HTTPError it earns. The
+    grammar is `_FIELD_BLOCK` and `_diagnose_fields`, as in
+    `_check_field_grammar` (inlined here: request heads and trailers of both
+    parsers come through this)."""
     if len(block) > limits.max_header_block:
         raise HTTPError(431, f"{what} section too large")
     if _FIELD_BLOCK.fullmatch(block) is None:
@@ -521,6 +551,14 @@ def _check_fields(block: bytes, limits: Limits, what: str) -> None:
         limit = limits.max_field_size
         if any(len(line) > limit for line in block.split(b"\r\n")):
             raise HTTPError(431, f"{what} line too long")
+
+
+def _check_field_grammar(block: bytes) -> None:
+    """The grammar of `_check_fields` without its limits, for the response
+    parser, which counts its limits on the head as received (bare LF line
+    ends and obs-folds included) before it makes the block canonical."""
+    if _FIELD_BLOCK.fullmatch(block) is None:
+        raise _diagnose_fields(block)
 
 
 def _diagnose_fields(block: bytes) -> HTTPError:
@@ -548,11 +586,12 @@ def _diagnose_fields(block: bytes) -> HTTPError:
     return HTTPError(400, "malformed header section")  # pragma: no cover
 
 
-def _content_length(values: list[bytes], limits: Limits) -> int:
+def _content_length(values: list[bytes], max_body: int | None) -> int:
     """The body length from every `Content-Length` value, strictly.
 
     Each value must be plain ASCII digits (no sign, space, underscore, comma
     list or non-ASCII digit); several values must all agree (RFC 9112 6.3).
+    A length over `max_body` (None: no limit) is refused with 413.
     """
     length = -1
     for value in values:
@@ -565,17 +604,18 @@ def _content_length(values: list[bytes], limits: Limits) -> int:
         if length >= 0 and n != length:
             raise HTTPError(400, "several Content-Length values that differ")
         length = n
-    if length > limits.max_body_size:
+    if max_body is not None and length > max_body:
         raise HTTPError(413, f"body of {length} bytes exceeds the limit")
     return length
 
 
-def _transfer_coding(values: list[bytes], version: tuple[int, int]) -> None:
-    """Accept exactly one `chunked` as the only coding; reject the rest."""
+def _transfer_coding(values: list[bytes], version: tuple[int, int], what: str) -> None:
+    """Accept exactly one `chunked` as the only coding; reject the rest.
+    `what` ('request', 'response') names the message in the error."""
     if version == _V10:
         # RFC 9112 6.1: framing of an HTTP/1.0 message with Transfer-Encoding
-        # is faulty; a 1.0 client cannot send chunked.
-        raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        # is faulty; a 1.0 peer cannot send chunked.
+        raise HTTPError(400, f"Transfer-Encoding in an HTTP/1.0 {what}")
     codings = split_list(b",".join(values))
     if not codings or codings[-1] != b"chunked":
         raise HTTPError(400, "Transfer-Encoding whose final coding is not chunked")
@@ -592,6 +632,37 @@ def _framing_fields(block: bytes) -> bytes:
     sent, without CRLF), in order, joined by LF: one bytes object, cheap to
     make, hash and compare (it keys the framing memo). b"" when none."""
     return b"\n".join(_FRAMING_LINE.findall(b"\n" + block.lower())) if block else b""
+
+
+def _body_framing(
+    lengths: list[bytes] | None,
+    codings: list[bytes] | None,
+    version: tuple[int, int],
+    max_body: int | None,
+    what: str,
+) -> tuple[int | None, bool]:
+    """(content_length, chunked) from the values of every `Content-Length`
+    and `Transfer-Encoding` field of a message (None: no such field), by the
+    rules both parsers apply: never both, Transfer-Encoding exactly
+    `chunked` and not in HTTP/1.0, Content-Length plain digits that agree.
+    (0, False) when there is neither."""
+    if codings is not None:
+        if lengths is not None:
+            raise HTTPError(400, "both Content-Length and Transfer-Encoding")
+        _transfer_coding(codings, version, what)
+        return None, True
+    if lengths is not None:
+        return _content_length(lengths, max_body), False
+    return 0, False
+
+
+def _keep_alive(version: tuple[int, int], connection: list[bytes]) -> bool:
+    """Whether a message lets its connection carry another one, from its
+    version and its `Connection` members (lowered): HTTP/1.1 unless `close`,
+    HTTP/1.0 only with `keep-alive` (RFC 9112 9.3)."""
+    if version is _V11:  # versions are always the two constants
+        return b"close" not in connection
+    return b"keep-alive" in connection and b"close" not in connection
 
 
 def _framing(version: tuple[int, int], found: bytes, limits: Limits) -> _Framing:
@@ -640,30 +711,201 @@ def _framing(version: tuple[int, int], found: bytes, limits: Limits) -> _Framing
         if len(_valid_hosts) < _VALID_HOSTS_MAX:
             _valid_hosts.add(host_value)
 
-    chunked = False
-    content_length: int | None = 0
-    if codings is not None:
-        if lengths is not None:
-            raise HTTPError(400, "both Content-Length and Transfer-Encoding")
-        _transfer_coding(codings, version)
-        chunked = True
-        content_length = None
-    elif lengths is not None:
-        content_length = _content_length(lengths, limits)
-
+    content_length, chunked = _body_framing(
+        lengths, codings, version, limits.max_body_size, "request"
+    )
+    keep_alive = _keep_alive(version, connection)
     if version is _V11:  # versions are always the two constants
-        keep_alive = b"close" not in connection
         upgrade = upgrade and b"upgrade" in connection
         expect_continue = expect.lower() == b"100-continue"
     else:
-        keep_alive = b"keep-alive" in connection and b"close" not in connection
         upgrade = False  # RFC 9110 7.8: ignore Upgrade in an HTTP/1.0 request
         expect_continue = False
 
     return keep_alive, expect_continue, upgrade, content_length, chunked
 
 
-class RequestParser:
+_Head = TypeVar("_Head")
+
+
+class _MessageParser(Generic[_Head]):
+    """What the request and the response parser share, so each rule of a
+    message body has one implementation: the buffer, a body framed by
+    Content-Length, and the chunked decoder (chunk-size lines and their
+    extensions, the CRLF after chunk data, trailers checked like a header
+    block), with its C fast path (`_speedups.scan_chunks`).
+
+    A subclass reads heads (`_read_head`, returning its head event) and says
+    what follows the end of a message (`_end_message`). Shared rules raise
+    `HTTPError`; the request parser passes it on, the response parser makes
+    it a `ResponseError`.
+    """
+
+    __slots__ = ("_body_seen", "_buf", "_limits", "_max_body", "_pos", "_remaining", "_state")
+    _body_seen: int  # chunked body bytes so far, for _max_body
+    _buf: bytes
+    _limits: _FieldLimits
+    _max_body: int  # the body size limit (a huge int for none)
+    _pos: int
+    _remaining: int  # bytes left in the body or in the current chunk
+    _state: int
+
+    def _read_head(self) -> _Head | None:
+        raise NotImplementedError
+
+    def _end_message(self, event: EndOfMessage) -> EndOfMessage:
+        raise NotImplementedError
+
+    def next_event(self) -> _Head | bytes | EndOfMessage | None:
+        """The next event, or None if more bytes are needed (or parsing stopped)."""
+        state = self._state
+        try:
+            while True:
+                if state == _HEAD:
+                    if self._pos >= len(self._buf):
+                        return None  # idle: the common answer after a message
+                    return self._read_head()
+                if state in (_BODY, _CHUNK_DATA):
+                    buf = self._buf
+                    pos = self._pos
+                    available = len(buf) - pos
+                    if available <= 0:
+                        return None
+                    n = self._remaining
+                    if available <= n:
+                        data = buf[pos:] if pos else buf
+                        self._pos = len(buf)
+                        n = available
+                    else:
+                        data = buf[pos : pos + n]
+                        self._pos = pos + n
+                    self._remaining -= n
+                    if self._remaining == 0:
+                        self._state = _END if state == _BODY else _CHUNK_END
+                    return data
+                if state == _END:
+                    return self._end_message(END_OF_MESSAGE)
+                if state == _CHUNK_SIZE:
+                    if _scan_chunks is not None:
+                        # The C fast path takes the whole, valid chunks here in
+                        # one piece, and a last-chunk without trailers after
+                        # them; whatever it stops at is read below.
+                        pos = self._pos
+                        data, end, ended = _scan_chunks(
+                            self._buf,
+                            pos,
+                            self._max_body - self._body_seen,
+                            self._limits.max_chunk_line,
+                        )
+                        if end != pos:
+                            self._pos = end
+                            if ended:
+                                self._state = _END
+                            if data:
+                                self._body_seen += len(data)
+                                return data
+                            return self._end_message(END_OF_MESSAGE)
+                    if not self._read_chunk_size():
+                        return None
+                elif state == _CHUNK_END:
+                    if not self._read_chunk_end():
+                        return None
+                elif state == _TRAILERS:
+                    return self._read_trailers()
+                else:  # PAUSED, CLOSED, ERROR
+                    return None
+                state = self._state
+        except HTTPError:
+            self._state = _ERROR
+            raise
+
+    # The response parser wraps next_event(); this name reaches the shared one.
+    _next_event = next_event
+
+    # -- chunked bodies ------------------------------------------------------------
+
+    def _read_chunk_size(self) -> bool:
+        buf = self._buf
+        pos = self._pos
+        limits = self._limits
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            pending = buf[pos:]
+            if b"\n" in pending or b"\r" in pending[:-1]:
+                raise HTTPError(400, "bare CR or LF in chunk-size line")
+            if len(pending) > limits.max_chunk_line:
+                raise HTTPError(400, "chunk-size line too long")
+            return False
+        line = buf[pos:end]
+        if len(line) > limits.max_chunk_line:
+            raise HTTPError(400, "chunk-size line too long")
+        if 0 < len(line) <= 16 and not line.translate(None, _HEX_BYTES):
+            # The common line: bare hex digits, no extension, no regex needed.
+            size = int(line, 16)  # safe: proved 1-16 ASCII hex digits
+        else:
+            m = _CHUNK_LINE.fullmatch(line)
+            if m is None:
+                raise _diagnose_chunk_line(line)
+            size = int(m.group(1), 16)  # safe: proved 1-16 ASCII hex digits above
+        self._pos = end + 2
+        if size == 0:
+            self._state = _TRAILERS
+            return True
+        self._body_seen += size
+        if self._body_seen > self._max_body:
+            raise HTTPError(413, "chunked body exceeds the limit")
+        self._remaining = size
+        self._state = _CHUNK_DATA
+        return True
+
+    def _read_chunk_end(self) -> bool:
+        # Exactly CRLF after chunk data: not any two bytes (CVE-2025-43859), not LF.
+        buf = self._buf
+        pos = self._pos
+        got = buf[pos : pos + 2]
+        if got == b"\r\n":
+            self._pos = pos + 2
+            self._state = _CHUNK_SIZE
+            return True
+        if got == b"" or got == b"\r":
+            return False
+        raise HTTPError(400, "chunk data not followed by CRLF")
+
+    def _read_trailers(self) -> EndOfMessage | None:
+        buf = self._buf
+        pos = self._pos
+        if buf.startswith(b"\r\n", pos):
+            self._pos = pos + 2
+            return self._end_message(END_OF_MESSAGE)
+        end = buf.find(b"\r\n\r\n", pos)
+        limits = self._limits
+        if end < 0:
+            pending = buf[pos:]
+            if pending == b"\r":
+                return None
+            checked = pending[:-1] if pending.endswith(b"\r") else pending
+            error = _bad_line_endings(checked)
+            if error is not None:
+                raise error
+            if len(checked) > limits.max_header_block:
+                raise HTTPError(431, "trailer section too large")
+            last_line = checked.rfind(b"\r\n") + 2
+            if len(checked) - last_line > limits.max_field_size:
+                raise HTTPError(431, "trailer line too long")
+            if checked.count(b"\r\n") > limits.max_headers:
+                raise HTTPError(431, "too many trailer fields")
+            return None
+        block = buf[pos : end + 2]
+        _check_fields(block, limits, "trailer")
+        fields = _split_fields(block)
+        for lname, _, _ in fields:
+            if lname in _FORBIDDEN_TRAILERS:
+                raise HTTPError(400, f"{lname.decode()} is not allowed in trailers")
+        self._pos = end + 4
+        return self._end_message(EndOfMessage(_headers_from(fields)))
+
+
+class RequestParser(_MessageParser[Request]):
     """Parses the requests of one connection, incrementally, in order.
 
     `feed(data)` buffers bytes; `next_event()` returns the next `Request`,
@@ -675,27 +917,23 @@ class RequestParser:
     """
 
     __slots__ = (
-        "_body_seen",
-        "_buf",
         "_last_block",
         "_last_found",
         "_last_framing",
         "_last_headers",
         "_last_version",
-        "_limits",
         "_lines_checked",
-        "_pos",
-        "_remaining",
         "_request",
         "_scan",
         "_scan_limits",
         "_skipped",
-        "_state",
     )
+    _limits: Limits
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         """A parser waiting for the first request, applying `limits`."""
         self._limits = limits
+        self._max_body = limits.max_body_size
         # The limits the C fast path checks, in the order it takes them.
         self._scan_limits = (
             limits.max_request_line,
@@ -778,69 +1016,6 @@ class RequestParser:
         self._state = _HEAD
 
     # -- output ----------------------------------------------------------------
-
-    def next_event(self) -> Request | bytes | EndOfMessage | None:
-        """The next event, or None if more bytes are needed (or parsing stopped)."""
-        state = self._state
-        try:
-            while True:
-                if state == _HEAD:
-                    if self._pos >= len(self._buf):
-                        return None  # idle: the common answer after a message
-                    return self._read_head()
-                if state in (_BODY, _CHUNK_DATA):
-                    buf = self._buf
-                    pos = self._pos
-                    available = len(buf) - pos
-                    if available <= 0:
-                        return None
-                    n = self._remaining
-                    if available <= n:
-                        data = buf[pos:] if pos else buf
-                        self._pos = len(buf)
-                        n = available
-                    else:
-                        data = buf[pos : pos + n]
-                        self._pos = pos + n
-                    self._remaining -= n
-                    if self._remaining == 0:
-                        self._state = _END if state == _BODY else _CHUNK_END
-                    return data
-                if state == _END:
-                    return self._end_message(END_OF_MESSAGE)
-                if state == _CHUNK_SIZE:
-                    if _scan_chunks is not None:
-                        # The C fast path takes the whole, valid chunks here in
-                        # one piece, and a last-chunk without trailers after
-                        # them; whatever it stops at is read below.
-                        pos = self._pos
-                        data, end, ended = _scan_chunks(
-                            self._buf,
-                            pos,
-                            self._limits.max_body_size - self._body_seen,
-                            self._limits.max_chunk_line,
-                        )
-                        if end != pos:
-                            self._pos = end
-                            if ended:
-                                self._state = _END
-                            if data:
-                                self._body_seen += len(data)
-                                return data
-                            return self._end_message(END_OF_MESSAGE)
-                    if not self._read_chunk_size():
-                        return None
-                elif state == _CHUNK_END:
-                    if not self._read_chunk_end():
-                        return None
-                elif state == _TRAILERS:
-                    return self._read_trailers()
-                else:  # PAUSED, CLOSED, ERROR
-                    return None
-                state = self._state
-        except HTTPError:
-            self._state = _ERROR
-            raise
 
     def next_head(self) -> Request | None:
         """The next request head, for a parser waiting for one (`state` is
@@ -1046,88 +1221,6 @@ class RequestParser:
             self._lines_checked = last_line
         if buf.count(b"\r\n", block_start, end) > limits.max_headers:
             raise HTTPError(431, "too many header fields")
-
-    # -- chunked bodies ------------------------------------------------------------
-
-    def _read_chunk_size(self) -> bool:
-        buf = self._buf
-        pos = self._pos
-        limits = self._limits
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
-            pending = buf[pos:]
-            if b"\n" in pending or b"\r" in pending[:-1]:
-                raise HTTPError(400, "bare CR or LF in chunk-size line")
-            if len(pending) > limits.max_chunk_line:
-                raise HTTPError(400, "chunk-size line too long")
-            return False
-        line = buf[pos:end]
-        if len(line) > limits.max_chunk_line:
-            raise HTTPError(400, "chunk-size line too long")
-        if 0 < len(line) <= 16 and not line.translate(None, _HEX_BYTES):
-            # The common line: bare hex digits, no extension, no regex needed.
-            size = int(line, 16)  # safe: proved 1-16 ASCII hex digits
-        else:
-            m = _CHUNK_LINE.fullmatch(line)
-            if m is None:
-                raise _diagnose_chunk_line(line)
-            size = int(m.group(1), 16)  # safe: proved 1-16 ASCII hex digits above
-        self._pos = end + 2
-        if size == 0:
-            self._state = _TRAILERS
-            return True
-        self._body_seen += size
-        if self._body_seen > limits.max_body_size:
-            raise HTTPError(413, "chunked body exceeds the limit")
-        self._remaining = size
-        self._state = _CHUNK_DATA
-        return True
-
-    def _read_chunk_end(self) -> bool:
-        # Exactly CRLF after chunk data: not any two bytes (CVE-2025-43859), not LF.
-        buf = self._buf
-        pos = self._pos
-        got = buf[pos : pos + 2]
-        if got == b"\r\n":
-            self._pos = pos + 2
-            self._state = _CHUNK_SIZE
-            return True
-        if got == b"" or got == b"\r":
-            return False
-        raise HTTPError(400, "chunk data not followed by CRLF")
-
-    def _read_trailers(self) -> EndOfMessage | None:
-        buf = self._buf
-        pos = self._pos
-        if buf.startswith(b"\r\n", pos):
-            self._pos = pos + 2
-            return self._end_message(END_OF_MESSAGE)
-        end = buf.find(b"\r\n\r\n", pos)
-        limits = self._limits
-        if end < 0:
-            pending = buf[pos:]
-            if pending == b"\r":
-                return None
-            checked = pending[:-1] if pending.endswith(b"\r") else pending
-            error = _bad_line_endings(checked)
-            if error is not None:
-                raise error
-            if len(checked) > limits.max_header_block:
-                raise HTTPError(431, "trailer section too large")
-            last_line = checked.rfind(b"\r\n") + 2
-            if len(checked) - last_line > limits.max_field_size:
-                raise HTTPError(431, "trailer line too long")
-            if checked.count(b"\r\n") > limits.max_headers:
-                raise HTTPError(431, "too many trailer fields")
-            return None
-        block = buf[pos : end + 2]
-        _check_fields(block, limits, "trailer")
-        fields = _split_fields(block)
-        for lname, _, _ in fields:
-            if lname in _FORBIDDEN_TRAILERS:
-                raise HTTPError(400, f"{lname.decode()} is not allowed in trailers")
-        self._pos = end + 4
-        return self._end_message(EndOfMessage(_headers_from(fields)))
 
 
 def _diagnose_chunk_line(line: bytes) -> HTTPError:
