@@ -1,10 +1,11 @@
-"""bench/asgi.py, through real processes and sockets.
+"""bench/asgi.py and bench/asgi_inproc.py, through real processes and sockets.
 
 The ASGI/WSGI benchmark is only worth its figures if every server answers
 the same bytes for an app: Treadle is started on each benchmark app the way
 the script starts it, and must give the app's expected answer; the
 script's check must notice a server that answers otherwise. Then the script
-runs end to end (where wrk is installed). Nothing here measures speed.
+runs end to end (where wrk is installed) and the in-process one once.
+Nothing here measures speed.
 """
 
 from __future__ import annotations
@@ -134,3 +135,18 @@ def test_asgi_script_end_to_end(tmp_path: Path) -> None:
     assert (check["app"], check["peer"], check["target"]) == ("bare", "uvicorn", 1.5)
     assert check["met"] == (check["ratio"] >= 1.5)
     assert "bare       vs uvicorn" in proc.stdout
+
+
+def test_inproc_script_answers_and_prints(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    proc = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "asgi_inproc.py"), "--app", "bare",
+            "--app", "starlette", "--requests", "200", "--repeat", "2", "--parts",
+        ],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bare " in proc.stdout and "starlette " in proc.stdout
+    assert "Treadle's share" in proc.stdout
+    assert "take_framing" in proc.stdout
