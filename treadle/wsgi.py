@@ -64,6 +64,7 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _READ_PIECE: Final = 64 * 1024
+_BUFFER_MAX: Final = 1024 * 1024  # a response with a Content-Length up to this goes out whole
 
 
 def default_threads() -> int:
@@ -234,7 +235,8 @@ class WSGIHandler:
         self._app = app
         self._root = root_path.rstrip("/")
         self._threads = threads or default_threads()
-        self._queue = queue if queue is not None else 16 * self._threads
+        # As gunicorn's gthread worker takes up to worker_connections (1000).
+        self._queue = queue if queue is not None else 1000
         self._limit = limit_request_body
         self._multiprocess = multiprocess
         self._busy = 0
@@ -261,6 +263,8 @@ class WSGIHandler:
                 b"503 Service Unavailable: every thread is busy\n",
             )
             return
+        if writer._conn._transport is None:
+            return  # the client left while this request waited: no work for nobody
         loop = asyncio.get_running_loop()
         call = _Call(writer, loop)
         call.environ = self._environ(request, body, writer, loop, call.refuse)
@@ -409,7 +413,15 @@ class _Call:
                     raise RuntimeError("the app returned without calling start_response()")
                 handed_over = True
                 return self.status, self.headers, b"", result, self.length
-            if isinstance(result, (list, tuple)) and not self.started:
+            if not self.started and (
+                isinstance(result, (list, tuple))
+                or (self.length is not None and self.length <= _BUFFER_MAX)
+            ):
+                # A list, or a body whose announced length is small (Flask's
+                # and Django's responses are iterables that say their
+                # length): gathered here and sent in one write from the
+                # loop, not a round trip to the loop per piece. (A stream
+                # with no length, server-sent events say, is not held back.)
                 data = b"".join(result)
                 if not self.status:
                     raise RuntimeError("the app returned without calling start_response()")
