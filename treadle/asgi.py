@@ -218,7 +218,7 @@ class ASGIHandler:
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
             "http_version": "1.1" if request.version == (1, 1) else "1.0",
-            "server": _address(writer.get_extra_info("sockname")),
+            "server": writer.server,
             "client": writer.client,
             "scheme": writer.scheme,
             "method": request.method,
@@ -256,7 +256,7 @@ class ASGIHandler:
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
             "http_version": "1.1",
-            "server": _address(writer.get_extra_info("sockname")),
+            "server": writer.server,
             "client": writer.client,
             "scheme": "wss" if writer.scheme == "https" else "ws",
             "root_path": self._root,
@@ -296,12 +296,6 @@ def _settle(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _address(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    return None
-
-
 class _HTTPCycle:
     """One request's `receive` and `send`."""
 
@@ -334,7 +328,7 @@ class _HTTPCycle:
         self._received = 0
         self._state = _IDLE
         self._status = 200
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: tuple[tuple[bytes, bytes], ...] = ()
         self._content_length: int | None = None
         self._trailers = False  # trailers will go out
         self._trailers_announced = False  # the app said it would send some
@@ -416,7 +410,25 @@ class _HTTPCycle:
             raise ConnectionResetError("the client has gone (http.disconnect was received)")
         kind = message["type"]
         if kind == "http.response.body":
-            await self._send_body(message.get("body", b""), message.get("more_body", False))
+            data = message.get("body", b"")
+            more = message.get("more_body", False)
+            if (
+                self._state == _STARTED
+                and not more
+                and not self._trailers
+                and (self._content_length is None or self._content_length == len(data))
+            ):
+                # The common response, whole in its first body message: head
+                # and body in one write (_send_body's first case, inlined).
+                self._state = _DONE
+                writer = self._writer
+                if writer.send_nowait(
+                    self._status, self._headers, data if type(data) is bytes else bytes(data)
+                ):
+                    await writer.drain()
+                self._wake()
+                return
+            await self._send_body(data, more)
         elif kind == "http.response.start":
             if self._state != _IDLE:
                 raise RuntimeError(

@@ -348,7 +348,7 @@ class WSGIHandler:
         return environ
 
 
-_Result = tuple[int, list[tuple[Any, Any]], bytes, "FileWrapper | None", "int | None"]
+_Result = tuple[int, tuple[tuple[Any, Any], ...], bytes, "FileWrapper | None", "int | None"]
 
 
 class _Call:
@@ -361,7 +361,7 @@ class _Call:
         self.writer = writer
         self.loop = loop
         self.status = 0
-        self.headers: list[tuple[Any, Any]] = []
+        self.headers: tuple[tuple[Any, Any], ...] = ()
         self.length: int | None = None
         self.started = False  # the head is out
 
@@ -473,7 +473,7 @@ def _has_fileno(file: Any) -> bool:
 async def _send_file(
     writer: ResponseWriter,
     status: int,
-    headers: list[tuple[Any, Any]],
+    headers: tuple[tuple[Any, Any], ...],
     wrapper: FileWrapper,
     length: int | None,
 ) -> None:

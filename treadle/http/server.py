@@ -355,6 +355,18 @@ class ResponseWriter:
         return found  # type: ignore[return-value]
 
     @property
+    def server(self) -> tuple[str, int] | None:
+        """The local address and port the request came to (None for a Unix
+        socket); read once per connection."""
+        conn = self._conn
+        local = conn._local
+        if local is False:
+            name = self.get_extra_info("sockname")
+            local = (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
+            conn._local = local
+        return local  # type: ignore[return-value]
+
+    @property
     def client(self) -> tuple[str, int] | None:
         """The client's address and port as the server believes them: what
         trusted proxies say (headers, or the PROXY protocol), else the
@@ -750,6 +762,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         "_deadline_kind",
         "_drain_waiter",
         "_inner",
+        "_local",
         "_loop",
         "_parse_failed",
         "_parser",
@@ -810,6 +823,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         # The client's address: the peer's, or a trusted proxy's PROXY header's.
         self._client: tuple[str, int] | None = None
         self._counted = False  # the request in flight counts against limit_concurrency
+        self._local: tuple[str, int] | bool | None = False  # see ResponseWriter.server
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None

@@ -170,19 +170,22 @@ _MAX_LENGTH_DIGITS: Final = 18
 
 def take_framing(
     headers: Iterable[Any],
-) -> tuple[list[tuple[Any, Any]], int | None]:
+) -> tuple[tuple[tuple[Any, Any], ...], int | None]:
     """An application's response fields (str or bytes pairs, as ASGI and WSGI
-    give them) without the framing ones: the fields to pass on, and the
-    `Content-Length` it announced (None if none). The writer frames the body
-    itself, so `Transfer-Encoding` is dropped; a `Content-Length` that is not
-    plain ASCII digits, or two that differ, is a `ValueError` (the response
-    would lie about its own length)."""
+    give them) without the framing ones: the fields to pass on, as a tuple
+    (the writer's `block_cache` keys on it), and the `Content-Length` it
+    announced (None if none). The writer frames the body itself, so
+    `Transfer-Encoding` is dropped; a `Content-Length` that is not plain
+    ASCII digits, or two that differ, is a `ValueError` (the response would
+    lie about its own length)."""
     pairs: list[tuple[Any, Any]] = []
     length: int | None = None
     for pair in headers:
         name, value = pair
-        lname = name.lower()
-        if lname == "content-length" or lname == b"content-length":
+        size = len(name)
+        # Only two names matter here, of 14 and 17 characters: most fields
+        # are passed on without lowering their names.
+        if size == 14 and name.lower() in ("content-length", b"content-length"):
             text = value.strip(" \t" if isinstance(value, str) else b" \t")
             if not text.isdigit() or not text.isascii() or len(text) > _MAX_LENGTH_DIGITS:
                 raise ValueError(f"invalid content-length {value!r}")
@@ -190,11 +193,11 @@ def take_framing(
             if length is not None and length != number:
                 raise ValueError(f"two different content-lengths: {length} and {number}")
             length = number
-        elif lname == "transfer-encoding" or lname == b"transfer-encoding":
+        elif size == 17 and name.lower() in ("transfer-encoding", b"transfer-encoding"):
             continue
         else:
             pairs.append(pair if type(pair) is tuple else (name, value))
-    return pairs, length
+    return tuple(pairs), length
 
 
 def encode_block(headers: HeaderPairs, *, pass_connection: bool = False) -> tuple[bytes, int]:
