@@ -3,15 +3,20 @@
     treadle run examples.hello:app                  # http://127.0.0.1:8080, one process
     treadle run myapp:app --host 0.0.0.0 --port 80 --workers 4 --access-log
     treadle run myapp:make_app --factory --unix /run/myapp.sock
+    treadle run myapp:app --workers 4 --max-requests 10000 --max-requests-jitter 1000
+    treadle run myapp:app --reload                  # development: restart on change
     treadle demo                                    # the seed's coroutine programs
 
 `treadle run` imports `module:app` with the current directory on `sys.path`
 (as uvicorn does) and serves it with production defaults: no reload, no
 debug mode, no access log unless asked. It prints one line once it is serving,
 with the real address (so `--port 0` tells which port it got), and stops
-gracefully on SIGINT or SIGTERM. How workers are forked, share the port and
-are restarted is told in `treadle.workers`. The command line is only parsing:
-this module turns arguments into `workers.ServeOptions`.
+gracefully on SIGINT or SIGTERM; SIGHUP to the parent replaces the workers one
+at a time with the application's code loaded again (a deploy is `git pull &&
+kill -HUP PID`). How workers are forked, share the port and are replaced
+(after a crash, after `--max-requests`, past `--workers-max-rss`, on SIGHUP,
+with `--reload`) is told in `treadle.workers`. The command line is only
+parsing: this module turns arguments into `workers.ServeOptions`.
 
 `treadle demo` runs the seed's programs from `examples/` on Treadle's loop, each
 in its own interpreter, so a new user sees generator coroutines,
@@ -75,6 +80,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -168,7 +180,38 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         metavar="N",
-        help="serve from N pre-forked processes (default: 1, no fork)",
+        help="serve from N pre-forked processes (default: 1, no fork, unless an option "
+        "below needs a parent to replace the worker)",
+    )
+    run_cmd.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="replace a worker once it has served N requests: its replacement starts and "
+        "listens before it stops accepting and drains (default: never)",
+    )
+    run_cmd.add_argument(
+        "--max-requests-jitter",
+        type=_count,
+        default=0,
+        metavar="J",
+        help="add a random 0 to J to each worker's --max-requests, so that workers are "
+        "not all replaced at once (default: 0)",
+    )
+    run_cmd.add_argument(
+        "--workers-max-rss",
+        type=_positive_int,
+        default=None,
+        metavar="MIB",
+        help="replace a worker whose resident memory grows past MIB mebibytes, the same "
+        "way (checked every second; default: no limit)",
+    )
+    run_cmd.add_argument(
+        "--reload",
+        action="store_true",
+        help="development only: restart the worker when a .py file under the app's folder "
+        "changes (one worker; not with --workers)",
     )
     run_cmd.add_argument(
         "--access-log",
@@ -366,6 +409,10 @@ def run(args: argparse.Namespace) -> int:
         ws_ping_timeout=args.ws_ping_timeout or None,
         ws_per_message_deflate=args.ws_per_message_deflate,
         wsgi_threads=args.wsgi_threads,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        workers_max_rss=args.workers_max_rss,
+        reload=args.reload,
     )
     try:
         return serve(options)

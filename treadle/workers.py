@@ -3,7 +3,9 @@
 `treadle run module:app` ends in `serve()`. With one worker (the default) the
 process serves by itself. With `--workers N` it becomes a *parent* that binds
 the listening sockets, forks N worker processes, each running Treadle's event
-loop, and looks after them:
+loop, and looks after them; so does `--workers 1` with any option that
+replaces workers (`--max-requests`, `--workers-max-rss`, `--reload`), since
+someone must start the replacement.
 
 - **The application is imported in each worker, after the fork**, never in the
   parent. Forking a process that has threads or an event loop is unsafe (a lock
@@ -13,21 +15,65 @@ loop, and looks after them:
   no loop, no application) and import-time side effects run once per worker,
   as under gunicorn's and uvicorn's default. The price is memory that is not
   shared between workers, and an import error met N times: workers report it
-  to the parent over a pipe, and the parent prints it once and exits 2.
+  to the parent over a pipe, and the parent prints it once and exits 2. It is
+  also what makes SIGHUP work: a new worker imports the code on disk now.
 - **Sockets.** The parent binds first, so a bad or busy address fails once,
   before any fork, and port 0 becomes one real port that every worker shares.
-  On Linux each worker then binds its own socket to that address with
-  `SO_REUSEPORT` and the kernel spreads new connections evenly among them; the
-  parent's socket is bound but never listens, so it holds the port without
-  taking connections. Elsewhere (and always for Unix sockets, or with
-  `reuse_port=False`) the parent listens and the workers inherit that one
-  socket and all accept from it (a `SockSite` each). One trade-off of
-  `SO_REUSEPORT`: connections still queued on a worker that dies are reset.
-- **Restarts.** A worker that exits while the server is not stopping is
-  replaced. One that dies before it is ready, or within `STARTUP_WINDOW`
-  seconds of starting, is replaced after a delay that doubles with each such
-  death in a row; after `MAX_EARLY_DEATHS` of them the parent gives up (exit 1)
-  instead of forking in a loop.
+  A TCP socket listens only once a process serving on it has its application
+  loaded and started: a slow import never leaves a port that accepts
+  connections and keeps them waiting (the kernel completes the handshake of
+  every connection to a listening socket, whether anyone accepts or not). On
+  Linux each worker *slot* has its own socket, bound to that address with
+  `SO_REUSEPORT`, and the kernel spreads new connections evenly among them;
+  the parent makes it, keeps it open, and hands it to every worker that takes
+  the slot. Elsewhere (and always for Unix sockets, or with
+  `reuse_port=False`) all the workers serve on one socket they inherit.
+- **Replacing a worker** (`--max-requests`, `--workers-max-rss`, SIGHUP,
+  `--reload`) loses no connection. The new worker is forked into the old
+  one's slot and loads the application while the old one serves on. Once it
+  reports that it is ready (after `on_startup` or the ASGI lifespan, with its
+  sockets accepting), the old one is told to stop (`REPLACED_SIGNAL`,
+  SIGUSR2): it stops accepting, gives the connections it has a moment
+  (`SETTLE` seconds, while any is open) to send a request, answering each
+  with `Connection: close`, then stops gracefully as below. (The graceful
+  stop alone would close at once a connection it had just accepted, as idle,
+  before its request was read.) The listening socket
+  is the same throughout, so there is never a moment with nothing listening,
+  and what was queued on it is accepted by the new worker. (A worker with a
+  socket of its own, replaced by one with another, would lose what the
+  kernel had queued on the old one: closing a listening socket resets its
+  queue, and the kernel assigns new connections to it until it closes.) A
+  new worker that cannot start (its import fails, it exits before it is
+  ready) replaces no one: the old one serves on, and the parent says why.
+  - `--max-requests N`: a worker asks to be replaced once N requests have
+    reached its application, plus a random 0 to `--max-requests-jitter J`
+    chosen per worker, so that workers started together are not replaced
+    together. It serves on until its replacement is ready.
+  - `--workers-max-rss MIB`: a worker whose resident memory (checked every
+    second) grows past MIB mebibytes asks to be replaced.
+  - SIGHUP to the parent replaces every worker, one at a time (the next once
+    the last replacement is ready), each new one importing the
+    application's code again: a deploy is `git pull && kill -HUP PID`. If
+    the new code cannot be loaded, the parent logs why once, stops the roll
+    and the old workers keep serving; the next SIGHUP tries again. A SIGHUP
+    during a roll starts it over for the workers it has not reached, and for
+    any new one that may have imported older code. The parent itself is not
+    reloaded: a new Treadle, or new options, need a restart.
+  - `--reload` (development): the parent looks at the modification times of
+    the .py files under the app's folder (the one holding its top-level
+    module or package, leaving out hidden folders, caches and virtual
+    environments) every `RELOAD_INTERVAL` seconds, and replaces the worker
+    on a change as SIGHUP does. One worker only.
+  The parent counts the replacements by reason (`RESTART_REASONS`).
+- **Crashes.** A worker that exits while the server is not stopping, and was
+  not replaced, is replaced. Its slot's socket is closed and a new one made
+  (what was queued on it is reset), so that while the replacement starts its
+  share of new connections goes to the others. One that dies before it is
+  ready, or within `STARTUP_WINDOW` seconds of starting, is replaced after a
+  delay that doubles with each such death in a row; after
+  `MAX_EARLY_DEATHS` of them the parent gives up (exit 1) instead of forking
+  in a loop. A worker the parent replaced is never counted as one: a
+  `--max-requests 1` worker is gone within a second, and not crashing.
 - **Signals.** One rule everywhere (`_on_stop_signal`): the first SIGINT or
   SIGTERM starts a graceful stop; while stopping, a SIGINT cuts it short and a
   SIGTERM changes nothing. SIGINT is a person at a terminal pressing Ctrl+C
@@ -42,15 +88,28 @@ loop, and looks after them:
   `Connection: close`, closes idle keep-alive connections, runs `on_shutdown`
   and `on_cleanup`, and ignores SIGTERM while it closes its loop. The parent
   waits up to `shutdown_timeout + KILL_GRACE` seconds, kills what is left
-  with SIGKILL, and exits 0 (1 if it had to kill). A SIGINT during the stop
-  kills the workers at once (exit 1); a SIGTERM gets a note and is otherwise
-  ignored. Workers ignore SIGINT, so the Ctrl+C a terminal sends to the
-  whole process group reaches them once, through the parent. A worker whose
-  parent has gone stops by itself.
+  with SIGKILL, and exits 0 (1 if it had to kill). A SIGINT
+  during the stop kills the workers at once (exit 1); a SIGTERM gets a note
+  and is otherwise ignored. Workers ignore SIGINT, so the Ctrl+C a terminal
+  sends to the whole process group reaches them once, through the parent;
+  and SIGHUP, which is the parent's. A worker whose parent has gone stops by
+  itself. The parent blocks its signals while it forks, so that one sent to
+  a worker before the worker has its own handlers waits for them.
+
+  | signal  | parent                          | worker                 | single process       |
+  | ------- | ------------------------------- | ---------------------- | -------------------- |
+  | SIGTERM | stop, passed on (again: a note) | stop (again: nothing)  | stop (again: a note) |
+  | SIGINT  | stop (again: kill the workers)  | ignored                | stop (again: exit 1) |
+  | SIGHUP  | replace the workers, new code   | ignored                | the default: it ends |
+  | SIGUSR2 | the default                     | replaced: settle, stop | the default          |
+
+  ("stop": the graceful stop above; SIGUSR2 is the parent's word to a worker.)
 
 In a single process the same rule holds: the first SIGINT or SIGTERM stops
 gracefully in the same way, a SIGINT during the stop abandons it (exit 1),
-and a SIGTERM gets a note and is otherwise ignored.
+and a SIGTERM gets a note and is otherwise ignored. Nothing can replace a
+single process, hence no SIGHUP: with `--workers 1 --max-requests ...` (or
+any option that replaces workers) there is a parent, and SIGHUP works.
 """
 
 from __future__ import annotations
@@ -59,9 +118,13 @@ import asyncio
 import contextlib
 import enum
 import importlib
+import importlib.util
 import inspect
 import logging
+import math
 import os
+import random
+import resource
 import select
 import signal
 import socket
@@ -75,12 +138,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .http.runner import ServerRunner
+    from .http.server import ResponseWriter
 
 __all__ = [
     "EXIT_APP_ERROR",
     "INTERFACES",
     "KILL_GRACE",
     "MAX_EARLY_DEATHS",
+    "RESTART_REASONS",
     "STARTUP_WINDOW",
     "AppLoadError",
     "AppTarget",
@@ -101,6 +166,18 @@ MAX_BACKOFF = 5.0
 KILL_GRACE = 5.0
 """Seconds a stopping worker gets beyond `shutdown_timeout` (for the cleanup signals)."""
 PARENT_CHECK_INTERVAL = 1.0
+"""Seconds between a worker's looks at its parent (and at its memory, with a limit)."""
+FIRST_RETRY = 1.0
+MAX_RETRY = 60.0
+"""A replacement that could not start is tried again after a delay that doubles up to this."""
+SETTLE = 1.0
+"""Seconds a replaced worker, no longer accepting, lets open connections send a request."""
+REPLACED_SIGNAL = signal.SIGUSR2
+"""How the parent tells a worker that its replacement is ready: stop, after `_settle`."""
+RELOAD_INTERVAL = 0.5
+"""Seconds between two looks at the app's files under --reload."""
+RESTART_REASONS = ("crash", "max_requests", "max_rss", "reload")
+"""Why workers are replaced; the parent counts each (reload: SIGHUP or --reload)."""
 
 
 class _Stop(enum.Enum):
@@ -313,6 +390,24 @@ class ServeOptions:
     """ASGI: accept permessage-deflate."""
     wsgi_threads: int | None = None
     """WSGI: threads that run the app (None: min(32, CPUs + 4))."""
+    max_requests: int | None = None
+    """A worker that served this many requests (plus up to `max_requests_jitter`)
+    is replaced."""
+    max_requests_jitter: int = 0
+    workers_max_rss: int | None = None
+    """MiB: a worker whose resident memory grows past it is replaced."""
+    reload: bool = False
+    """Development: restart the worker when a .py file under the app's folder changes."""
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a parent process runs the workers (one may be enough)."""
+        return (
+            self.workers > 1
+            or self.reload
+            or self.max_requests is not None
+            or self.workers_max_rss is not None
+        )
 
 
 def _error(message: str) -> None:
@@ -344,21 +439,31 @@ def run_server(
     until SIGINT or SIGTERM, then stops gracefully; returns the exit status."""
     if isinstance(app, str):
         target = AppTarget(app, factory=factory, interface=interface)
-    else:
-        if workers > 1:
-            raise ValueError(
-                "run_server(workers > 1) needs the app as an import string 'module:attribute': "
-                "each worker imports it after the fork"
-            )
-        target = AppTarget(f"{type(app).__module__}:app", factory, interface, obj=app)
-    return serve(ServeOptions(target=target, host=host, port=port, workers=workers, **options))
+        return serve(ServeOptions(target=target, host=host, port=port, workers=workers, **options))
+    target = AppTarget(f"{type(app).__module__}:app", factory, interface, obj=app)
+    settings = ServeOptions(target=target, host=host, port=port, workers=workers, **options)
+    if settings.supervised:
+        raise ValueError(
+            "run_server(workers > 1, max_requests, workers_max_rss or reload) needs the app "
+            "as an import string 'module:attribute': each worker imports it after the fork"
+        )
+    return serve(settings)
 
 
 def serve(options: ServeOptions) -> int:
     """Serve until SIGINT or SIGTERM, then stop gracefully; return the exit
-    status (0 after a graceful stop, 2 when the app cannot be loaded, 1 for
-    other failures)."""
-    if options.workers == 1:
+    status (0 after a graceful stop, 2 when the app cannot be loaded or the
+    options do not go together, 1 for other failures)."""
+    if options.reload and options.workers > 1:
+        _error(
+            f"--reload is for development and restarts one worker; it cannot be used with "
+            f"--workers {options.workers}"
+        )
+        return EXIT_APP_ERROR
+    if options.max_requests_jitter and options.max_requests is None:
+        _error("--max-requests-jitter needs --max-requests")
+        return EXIT_APP_ERROR
+    if not options.supervised:
         return _serve_single(options)
     return _serve_prefork(options)
 
@@ -396,12 +501,14 @@ class _Listener:
 
 
 def _bind(options: ServeOptions, reuse_port: bool) -> list[_Listener]:
-    """Bind every address of the options; with `reuse_port`, TCP sockets are
-    bound only (workers listen on their own), others listen at once."""
+    """Bind every address of the options. TCP sockets are bound only: they
+    listen once a process serving on them has its app ready (with
+    `reuse_port` they only hold the port; workers serve on their own). A Unix
+    socket listens at once, so that another server finds the path in use."""
     listeners: list[_Listener] = []
     try:
         if options.tcp:
-            listeners += _bind_tcp(options.host, options.port, options.backlog, reuse_port)
+            listeners += _bind_tcp(options.host, options.port, reuse_port)
         if options.unix is not None:
             listeners.append(_bind_unix(options.unix, options.backlog))
     except BaseException:
@@ -411,7 +518,7 @@ def _bind(options: ServeOptions, reuse_port: bool) -> list[_Listener]:
     return listeners
 
 
-def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool) -> list[_Listener]:
+def _bind_tcp(host: str, port: int, reuse_port: bool) -> list[_Listener]:
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     listeners: list[_Listener] = []
     seen: set[tuple[int, Any]] = set()
@@ -427,8 +534,6 @@ def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool) -> list[_Lis
             listeners.append(_Listener(sock, shared=not reuse_port))
             _prepare_tcp(sock, reuse_port)
             sock.bind(address)
-            if not reuse_port:
-                sock.listen(backlog)
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -468,13 +573,13 @@ def _bind_unix(path: str, backlog: int) -> _Listener:
     return _Listener(sock, shared=True, unix_file=(path, st.st_dev, st.st_ino))
 
 
-def _own_socket(parent: socket.socket, backlog: int) -> socket.socket:
-    """A worker's listening socket on the parent's address, with SO_REUSEPORT."""
+def _slot_socket(parent: socket.socket) -> socket.socket:
+    """A worker slot's socket on the parent's address, with SO_REUSEPORT:
+    bound, and listening once its first worker has its app ready."""
     sock = socket.socket(parent.family, socket.SOCK_STREAM)
     try:
         _prepare_tcp(sock, reuse_port=True)
         sock.bind(parent.getsockname())
-        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -516,6 +621,14 @@ class _ServingProcess:
     announce: Callable[[], None]
     stop_signals: tuple[int, ...]
     parent_pid: int | None = None
+    max_requests: int | None = None
+    """Ask to be replaced (`retire`) once this many requests reached the app."""
+    max_rss: int | None = None
+    """Bytes: ask to be replaced once the resident memory grows past it."""
+    retire: Callable[[str], None] = lambda reason: None
+    """Tells the parent this worker is due for replacement, and why."""
+    replaced_signal: int | None = None
+    """The parent's word that this worker's replacement is ready (workers only)."""
 
     def run(self) -> int:
         """Serve on a new Treadle loop until a stop signal; the exit status.
@@ -542,6 +655,7 @@ class _ServingProcess:
         stopping = asyncio.Event()
         task = asyncio.current_task()
         assert task is not None
+        gate = _Gate(self.max_requests, self.retire)
 
         def on_signal(signum: int) -> None:
             action = _on_stop_signal(signum, stopping.is_set())
@@ -554,12 +668,23 @@ class _ServingProcess:
                 # on is the usual way for it to be told twice.
                 _note(_ALREADY_STOPPING)
 
-        for sig in self.stop_signals:
+        def on_replaced() -> None:
+            if not stopping.is_set():
+                gate.replaced = True
+                stopping.set()
+
+        signals = list(self.stop_signals)
+        for sig in signals:
             loop.add_signal_handler(sig, on_signal, sig)
+        if self.replaced_signal is not None:
+            signals.append(self.replaced_signal)
+            loop.add_signal_handler(self.replaced_signal, on_replaced)
         try:
             options = self.options
             interface, app = await options.target.application(self.loaded)
-            runner = _make_runner(interface, app, options)
+            # Only a worker can be replaced; the single process adds nothing.
+            hook = gate if self.replaced_signal is not None else None
+            runner = _make_runner(interface, app, options, hook)
             try:
                 await runner.setup()
             except LifespanFailure as exc:
@@ -572,6 +697,8 @@ class _ServingProcess:
                         await SockSite(runner, sock, backlog=options.backlog).start()
                     self.announce()
                     await self._until_stopped(stopping)
+                    if gate.replaced:
+                        await _settle(runner)
             finally:
                 await runner.cleanup()
         finally:
@@ -580,11 +707,13 @@ class _ServingProcess:
             # a signal the worker had already) would cut short the loop's
             # close that follows. So SIGTERM is ignored from here on, set
             # while it is blocked so that none arrives in between.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            ignored = [sig for sig in signals if sig != signal.SIGINT]
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ignored)
             try:
-                for sig in self.stop_signals:
+                for sig in signals:
                     loop.remove_signal_handler(sig)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                for sig in ignored:
+                    signal.signal(sig, signal.SIG_IGN)
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -592,6 +721,7 @@ class _ServingProcess:
         if self.parent_pid is None:
             await stopping.wait()
             return
+        max_rss = self.max_rss
         while True:
             try:
                 await asyncio.wait_for(stopping.wait(), PARENT_CHECK_INTERVAL)
@@ -600,14 +730,75 @@ class _ServingProcess:
                 if os.getppid() != self.parent_pid:
                     _note(f"worker {os.getpid()}: the parent process is gone; stopping")
                     return
+                if max_rss is not None:
+                    rss = _resident_bytes()
+                    if rss > max_rss:
+                        max_rss = None  # asked once; the parent replaces it when it can
+                        self.retire(f"max_rss {rss >> 20}")
 
 
-def _make_runner(interface: str, app: Any, options: ServeOptions) -> ServerRunner:
+async def _settle(runner: ServerRunner) -> None:
+    """A replaced worker stops accepting (its socket lives on with its
+    successor), and gives the connections it has a moment (up to `SETTLE`
+    seconds, while any is open) to send a request before the graceful stop.
+
+    The HTTP server's graceful stop closes a connection with no request in
+    flight at once, as idle, and that includes one accepted a moment ago whose
+    request has not been read yet: its client would get no answer. Under load
+    some connection is always in that state. Meanwhile `_Gate` says
+    `Connection: close` on every response that has not started, so keep-alive
+    clients move to the new worker instead of racing the close."""
+    runner.stop_accepting()
+    server = runner.server
+    end = time.monotonic() + SETTLE
+    while server is not None and server.connections and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+
+
+class _Gate:
+    """A worker's request hook: counts the requests that reach the app (and
+    asks for the worker's replacement at the `limit`th), and once the worker
+    is replaced, closes each connection after its response."""
+
+    __slots__ = ("limit", "replaced", "retire", "served")
+
+    def __init__(self, limit: int | None, retire: Callable[[str], None]) -> None:
+        self.limit = limit or 0
+        self.retire = retire
+        self.served = 0
+        self.replaced = False
+
+    def __call__(self, writer: ResponseWriter) -> None:
+        if self.replaced:
+            writer.force_close()
+        self.served += 1
+        if self.served == self.limit:
+            # The worker serves on until its replacement is ready.
+            self.retire("max_requests")
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory now (on Linux), or its peak elsewhere."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KiB here
+
+
+def _make_runner(
+    interface: str,
+    app: Any,
+    options: ServeOptions,
+    request_hook: Callable[[ResponseWriter], None] | None = None,
+) -> ServerRunner:
     """The runner of `app` for its interface, with the options that apply."""
     settings: dict[str, Any] = {
         "access_log": logging.getLogger("treadle.access") if options.access_log else None,
         "shutdown_timeout": options.shutdown_timeout,
         "handler_cancellation": options.handler_cancellation,
+        "request_hook": request_hook,
     }
     if options.keepalive_timeout is not None:
         settings["keepalive_timeout"] = options.keepalive_timeout
@@ -695,26 +886,79 @@ def _serve_prefork(options: ServeOptions) -> int:
         return 1
     try:
         return _Supervisor(options, listeners).run()
+    except OSError as exc:  # the workers' own sockets, made before the first fork
+        _error(f"cannot listen: {exc}")
+        return 1
     finally:
         for listener in listeners:
             listener.close()
 
 
 @dataclass
+class _Slot:
+    """A place for one worker, which its replacements take over: the sockets
+    it serves on. Shared listeners appear as they are; an SO_REUSEPORT
+    listener has a socket of the slot's own (`owned`), which the parent keeps
+    open so that it outlives the workers that serve on it."""
+
+    sockets: list[socket.socket]
+    owned: list[socket.socket]
+
+    def close(self) -> None:
+        for sock in self.owned:
+            sock.close()
+
+
+@dataclass
 class _Worker:
+    pid: int
+    slot: int
     started: float
+    generation: int
+    """The parent's generation when it was forked: SIGHUP and --reload add one."""
+    limit: int | None = None
+    """The requests it serves before it is replaced (--max-requests plus jitter)."""
     ready: bool = False
+    reason: str | None = None
+    """Why it is to be replaced (one of RESTART_REASONS but "crash"), once it is."""
+    asked: str | None = None
+    """Why the worker asked to be replaced ("max_requests", "max_rss"), if it did."""
+    detail: str = ""
+    successor: int | None = None
+    """The pid of the worker starting in its place."""
+    predecessor: int | None = None
+    """The pid of the worker it is to replace, until it is ready."""
+    retry_at: float = 0.0
+    """After a replacement that could not start: when to try again."""
+    failed: bool = False
+    """A replacement that could not start, and said so."""
+    retiring: bool = False
+    """Told to stop because another took its place: its exit is no crash."""
+    deadline: float = math.inf
+    """When a retiring worker still running is killed."""
 
 
 @dataclass
 class _Supervisor:
-    """The parent: forks the workers, replaces the ones that die, stops them."""
+    """The parent: forks the workers, replaces them (after a crash, or in
+    turn when asked to), stops them."""
 
     options: ServeOptions
     listeners: list[_Listener]
+    slots: list[_Slot] = field(default_factory=list)
     workers: dict[int, _Worker] = field(default_factory=dict)
-    restarts_due: list[float] = field(default_factory=list)
+    restarts_due: list[tuple[float, int]] = field(default_factory=list)
+    """(when, slot): crashed workers to replace."""
     early_deaths: int = 0
+    failed_replacements: int = 0
+    """Replacements in a row that could not start (--max-requests, --workers-max-rss)."""
+    restarts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESTART_REASONS, 0))
+    """Workers replaced, by reason (for a metrics endpoint to export)."""
+    generation: int = 0
+    rolled: int = -1
+    """The newest generation every worker was brought to (or given up on)."""
+    roll_source: str = ""
+    watcher: _Watcher | None = None
     stopping: bool = False
     killed: bool = False
     deadline: float = 0.0
@@ -726,16 +970,27 @@ class _Supervisor:
 
     def run(self) -> int:
         """Fork the workers and look after them until they have all stopped."""
+        try:
+            for _ in range(self.options.workers):
+                self.slots.append(self._new_slot())
+        except BaseException:
+            for slot in self.slots:
+                slot.close()
+            raise
+        self.rolled = self.generation
+        if self.options.reload:
+            self.watcher = _Watcher.of(self.options.target)
+            if self.watcher is not None:
+                _note(f"reload: watching the .py files under {self.watcher.root}")
         self.wake = os.pipe()
         self.channel = os.pipe()
         for fd in (*self.wake, self.channel[0]):
             os.set_blocking(fd, False)
-        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
-        previous = {sig: signal.signal(sig, _wake_only) for sig in watched}
+        previous = {sig: signal.signal(sig, _wake_only) for sig in _PARENT_SIGNALS}
         previous_fd = signal.set_wakeup_fd(self.wake[1], warn_on_full_buffer=False)
         try:
-            for _ in range(self.options.workers):
-                self._spawn()
+            for index in range(len(self.slots)):
+                self._spawn(index)
             while self._step():
                 pass
         finally:
@@ -744,16 +999,40 @@ class _Supervisor:
                 signal.signal(sig, handler)
             for fd in (*self.wake, *self.channel):
                 os.close(fd)
+            for slot in self.slots:
+                slot.close()
         return self.status
+
+    def _new_slot(self) -> _Slot:
+        sockets: list[socket.socket] = []
+        owned: list[socket.socket] = []
+        try:
+            for listener in self.listeners:
+                if listener.shared:
+                    sockets.append(listener.sock)
+                else:
+                    sock = _slot_socket(listener.sock)
+                    owned.append(sock)
+                    sockets.append(sock)
+        except BaseException:
+            for sock in owned:
+                sock.close()
+            raise
+        return _Slot(sockets, owned)
 
     def _step(self) -> bool:
         """One turn: wait for news, act on it; False once everything stopped."""
         now = time.monotonic()
-        timeout = 1.0  # SIGCHLD and messages wake the parent sooner
         if self.stopping and not self.killed:
-            timeout = max(0.0, min(timeout, self.deadline - now))
-        elif self.restarts_due:
-            timeout = max(0.0, min(timeout, min(self.restarts_due) - now))
+            wake_at = self.deadline
+        else:
+            wake_at = now + 1.0  # SIGCHLD and messages wake the parent sooner
+            wake_at = min([wake_at, *(when for when, _ in self.restarts_due)])
+            wake_at = min([wake_at, *(w.deadline for w in self.workers.values())])
+            wake_at = min([wake_at, *(w.retry_at for w in self._wanting_replacement())])
+            if self.watcher is not None:
+                wake_at = min(wake_at, self.watcher.next_look)
+        timeout = max(0.0, min(1.0, wake_at - now))
         readable, _, _ = select.select([self.wake[0], self.channel[0]], [], [], timeout)
         if self.wake[0] in readable:
             self._on_signals(_drain(self.wake[0]))
@@ -769,25 +1048,95 @@ class _Supervisor:
                 _note(f"workers still running {waited:g} s after the stop; killing them")
                 self._kill_all()
             return True
-        due = [t for t in self.restarts_due if t <= now]
+        due = [slot for when, slot in self.restarts_due if when <= now]
         if due:
-            self.restarts_due = [t for t in self.restarts_due if t > now]
-            for _ in due:
-                self._spawn()
-        ready = sum(w.ready for w in self.workers.values())
-        if not self.announced and ready == self.options.workers:
+            self.restarts_due = [(when, slot) for when, slot in self.restarts_due if when > now]
+            for slot in due:
+                self._spawn(slot)
+        for worker in list(self.workers.values()):
+            if worker.retiring and now >= worker.deadline:
+                worker.deadline = math.inf
+                waited = self.options.shutdown_timeout + KILL_GRACE
+                _note(
+                    f"worker {worker.pid} still running {waited:g} s after it was replaced; "
+                    "killing it"
+                )
+                _kill(worker.pid, signal.SIGKILL)
+        if self.watcher is not None and now >= self.watcher.next_look:
+            changed = self.watcher.look(now)
+            if changed:
+                more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+                self._roll("reload", f"{changed[0]}{more} changed; restarting the worker")
+        for worker in self._wanting_replacement():
+            if worker.retry_at <= now:
+                self._spawn(worker.slot, worker)
+        self._roll_on()
+        ready = sum(w.ready and not w.retiring for w in self.workers.values())
+        if not self.announced and ready >= self.options.workers:
             self.announced = True
             print(_banner(self.listeners, self.options.workers), flush=True)
         return True
 
-    def _spawn(self) -> None:
+    def _wanting_replacement(self) -> list[_Worker]:
+        """Workers that asked to be replaced, with no replacement starting."""
+        return [
+            w
+            for w in self.workers.values()
+            if w.reason is not None and w.successor is None and not w.retiring
+        ]
+
+    def _roll(self, source: str, why: str) -> None:
+        """Replace every worker in turn, loading the application's code again."""
+        self.generation += 1
+        self.roll_source = source
+        _note(f"{source}: {why}")
+
+    def _roll_on(self) -> None:
+        """Start the next step of a roll: one worker replaced at a time."""
+        if self.rolled >= self.generation:
+            return
+        workers = sorted(self.workers.values(), key=lambda w: w.started)
+        if any(w.reason == "reload" and w.successor is not None for w in workers):
+            return  # one at a time
+        stale = [
+            w
+            for w in workers
+            if w.generation < self.generation and w.reason is None and not (w.retiring or w.failed)
+        ]
+        for worker in stale:
+            if worker.ready:
+                worker.reason = "reload"
+                self._spawn(worker.slot, worker)
+                return
+        if not stale:  # else: one still starting, rolled once it is ready
+            self.rolled = self.generation
+            serve = "the worker serves" if len(self.slots) == 1 else "the workers serve"
+            _note(f"{self.roll_source}: done; {serve} the code loaded again")
+
+    def _spawn(self, slot: int, predecessor: _Worker | None = None) -> None:
+        """Fork a worker for `slot`; with `predecessor`, one to take its place."""
+        options = self.options
+        limit = None
+        if options.max_requests is not None:
+            limit = options.max_requests + random.randint(0, options.max_requests_jitter)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
+        # Until the child has its own handlers, a signal sent to it would run
+        # the parent's (and reach the parent's wake-up fd): a SIGTERM from a
+        # stop begun just now would be lost, and the child would serve on.
+        # Blocked across the fork, it waits for the child's own.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        else:
             status = 1
             try:
-                status = self._worker_main()
+                status = self._worker_main(self.slots[slot], limit, mask)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -796,42 +1145,85 @@ class _Supervisor:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(status)
-        self.workers[pid] = _Worker(started=time.monotonic())
+        worker = _Worker(pid, slot, time.monotonic(), self.generation, limit)
+        if predecessor is not None:
+            worker.predecessor = predecessor.pid
+            predecessor.successor = pid
+        self.workers[pid] = worker
 
-    def _worker_main(self) -> int:
-        """The body of a worker process, just after the fork."""
+    def _worker_main(self, slot: _Slot, max_requests: int | None, mask: set[int]) -> int:
+        """The body of a worker process, just after the fork (with the
+        parent's signals blocked; `mask` is the mask to restore)."""
         parent = os.getppid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIGHUP is the parent's to act on. A handler that does nothing rather
+        # than SIG_IGN, which programs the app starts would inherit.
+        signal.signal(signal.SIGHUP, _wake_only)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for fd in (*self.wake, self.channel[0]):
             os.close(fd)
-        report = self.channel[1]
-        sockets: list[socket.socket] = []
+        # Only this slot's sockets stay open here: a copy of another slot's
+        # would keep that socket listening, with no one accepting, after the
+        # parent replaced it.
+        for other in self.slots:
+            if other is not slot:
+                other.close()
         for listener in self.listeners:
-            if listener.shared:
-                sockets.append(listener.sock)
-            else:
-                sockets.append(_own_socket(listener.sock, self.options.backlog))
+            if not listener.shared:
                 listener.sock.close()
+        report = self.channel[1]
+        ready = False
 
         def tell(kind: str, text: str = "") -> None:
             # One write under PIPE_BUF bytes is atomic: lines never interleave.
             line = f"{kind} {os.getpid()} {text}".replace("\n", " ")[:3000] + "\n"
             os.write(report, line.encode("utf-8", "replace"))
 
+        def announce() -> None:
+            nonlocal ready
+            ready = True
+            tell("R")
+
+        options = self.options
         try:
-            loaded = self.options.target.load()
+            # The parent never imports the app, but a FileFinder it made for
+            # the current directory (importing treadle) may remember an older
+            # listing of it: a module a deploy added would not be found.
+            importlib.invalidate_caches()
+            loaded = options.target.load()
             return _ServingProcess(
-                self.options, loaded, sockets, lambda: tell("R"), (signal.SIGTERM,), parent
+                options,
+                loaded,
+                slot.sockets,
+                announce,
+                (signal.SIGTERM,),
+                parent,
+                max_requests=max_requests,
+                max_rss=None if options.workers_max_rss is None else options.workers_max_rss << 20,
+                retire=lambda reason: tell("T", reason),
+                replaced_signal=REPLACED_SIGNAL,
             ).run()
         except AppLoadError as exc:
             tell("E", str(exc))
             return EXIT_APP_ERROR
+        except Exception as exc:
+            if not ready:  # the parent says why a replacement did not start
+                tell("F", "".join(traceback.format_exception_only(exc)).strip())
+            raise
 
     def _on_signals(self, data: bytes) -> None:
         for signum in data:
+            if signum == signal.SIGHUP:
+                if not self.stopping:
+                    self._roll(
+                        "SIGHUP",
+                        "restarting the workers one at a time, "
+                        "loading the application's code again",
+                    )
+                continue
             if signum not in (signal.SIGINT, signal.SIGTERM):
                 continue  # SIGCHLD: _reap() looks after it
             action = _on_stop_signal(signum, self.stopping)
@@ -851,11 +1243,69 @@ class _Supervisor:
             kind, _, rest = raw.decode("utf-8", "replace").partition(" ")
             pid_text, _, text = rest.partition(" ")
             worker = self.workers.get(int(pid_text)) if pid_text.isdigit() else None
+            if self.stopping:
+                continue
             if kind == "R" and worker is not None:
                 worker.ready = True
-            elif kind == "E" and not self.stopping:  # once, from the first to tell
+                if worker.predecessor is not None:
+                    self._took_over(worker)
+            elif kind == "T" and worker is not None:
+                worker.asked, _, worker.detail = text.partition(" ")
+                worker.reason = worker.reason or worker.asked
+            elif kind in ("E", "F") and worker is not None and worker.predecessor is not None:
+                self._replacement_failed(worker, text)
+            elif kind == "E" and not self.announced:  # once, from the first to tell
                 _error(text)
                 self._stop(EXIT_APP_ERROR)
+            elif kind == "E":
+                _error(f"worker {pid_text}: {text}")
+
+    def _took_over(self, new: _Worker) -> None:
+        """`new` is ready: the worker it replaces stops (gracefully)."""
+        old = self.workers.get(new.predecessor or 0)
+        new.predecessor = None
+        if old is None or old.successor != new.pid:
+            return
+        old.successor = None
+        reason = old.reason or "reload"
+        self.restarts[reason] += 1
+        self.failed_replacements = 0
+        old.retiring = True
+        old.deadline = time.monotonic() + SETTLE + self.options.shutdown_timeout + KILL_GRACE
+        _kill(old.pid, REPLACED_SIGNAL)
+        if reason == "max_requests":
+            plural = "" if old.limit == 1 else "s"
+            why = f"served its {old.limit} request{plural} (--max-requests)"
+        elif reason == "max_rss":
+            why = f"uses {old.detail} MiB, over --workers-max-rss {self.options.workers_max_rss}"
+        else:
+            why = f"runs the old code ({self.roll_source})"
+        _note(f"worker {old.pid} {why}: worker {new.pid} took its place")
+
+    def _replacement_failed(self, new: _Worker, why: str) -> None:
+        """`new` could not start in another's place, which then serves on."""
+        if new.failed:
+            return
+        new.failed = True
+        old = self.workers.get(new.predecessor or 0)
+        if old is None or old.successor != new.pid:
+            return
+        old.successor = None
+        if old.reason == "reload":
+            old.reason = old.asked  # what it asked for meanwhile still holds
+            self.rolled = max(self.rolled, new.generation)
+            _error(
+                f"{self.roll_source}: the new code cannot be loaded ({why}); "
+                "the workers keep serving the code they have"
+            )
+            return
+        self.failed_replacements += 1
+        delay = min(FIRST_RETRY * 2 ** (self.failed_replacements - 1), MAX_RETRY)
+        old.retry_at = time.monotonic() + delay
+        _error(
+            f"a worker to replace worker {old.pid} could not start ({why}); "
+            f"it serves on until another try in {delay:g} s"
+        )
 
     def _reap(self) -> None:
         while True:
@@ -866,12 +1316,30 @@ class _Supervisor:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
-            if worker is not None and not self.stopping:
-                self._replace(pid, worker, os.waitstatus_to_exitcode(wait_status))
+            if worker is None or self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            how = (
+                f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+            )
+            if worker.retiring:
+                if code != 0:
+                    _note(f"worker {pid}, replaced, {how}")
+            elif worker.predecessor is not None:
+                self._replacement_failed(worker, f"it {how} before it was ready")
+            elif worker.successor is not None:
+                self.restarts["crash"] += 1
+                successor = self.workers.get(worker.successor)
+                if successor is not None:
+                    successor.predecessor = None  # just a new worker now
+                _note(f"worker {pid} {how}; worker {worker.successor} is starting in its place")
+            else:
+                self._replace(worker, how)
 
-    def _replace(self, pid: int, worker: _Worker, code: int) -> None:
+    def _replace(self, worker: _Worker, how: str) -> None:
+        """A worker crashed: another takes its slot, at once or after a delay."""
         now = time.monotonic()
-        how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+        pid = worker.pid
         if not worker.ready or now - worker.started < STARTUP_WINDOW:
             self.early_deaths += 1
             if self.early_deaths >= MAX_EARLY_DEATHS:
@@ -885,9 +1353,24 @@ class _Supervisor:
         else:
             self.early_deaths = 0
             delay = 0.0
+        self.restarts["crash"] += 1
+        # Its socket is closed and a new one made (what was queued on it is
+        # reset, as with any crash): kept open while no worker accepts from
+        # it, its share of new connections would wait for the replacement.
+        slot = self.slots[worker.slot]
+        try:
+            renewed = self._new_slot()
+        except OSError as exc:
+            _error(
+                f"cannot make a new socket for worker {pid}'s replacement ({exc}); it "
+                "serves on the old one"
+            )
+        else:
+            slot.close()
+            self.slots[worker.slot] = renewed
         after = f" in {delay:g} s" if delay else ""
         _note(f"worker {pid} {how}; starting another{after}")
-        self.restarts_due.append(now + delay)
+        self.restarts_due.append((now + delay, worker.slot))
 
     def _stop(self, status: int) -> None:
         self.stopping = True
@@ -895,19 +1378,101 @@ class _Supervisor:
         self.restarts_due.clear()
         self.deadline = time.monotonic() + self.options.shutdown_timeout + KILL_GRACE
         for pid in self.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            _kill(pid, signal.SIGTERM)
         # No more forks: the parent's copies of the sockets are no longer needed,
         # and once the workers close theirs new connections are refused.
         for listener in self.listeners:
             listener.sock.close()
+        for slot in self.slots:
+            slot.close()
 
     def _kill_all(self) -> None:
         self.killed = True
         self.status = self.status or 1
         for pid in self.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _kill(pid, signal.SIGKILL)
+
+
+_PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP)
+"""What the parent acts on (through its wake-up fd)."""
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+# -- --reload -----------------------------------------------------------------------------------
+
+#: Folders under the app's that are never looked into.
+_UNWATCHED = frozenset({"__pycache__", "node_modules", "site-packages"})
+
+
+@dataclass
+class _Watcher:
+    """Notices a change to the .py files under the app's folder (by polling
+    their modification times and sizes: no dependency, no OS-specific API)."""
+
+    root: str
+    files: dict[str, tuple[int, int]]
+    next_look: float
+
+    @classmethod
+    def of(cls, target: AppTarget) -> _Watcher | None:
+        """A watcher of the folder holding the app's top-level module or
+        package, found without importing it (the parent never does); None
+        when it cannot be found (the worker then says why)."""
+        top = target.spec.partition(":")[0].partition(".")[0]
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if spec.submodule_search_locations:
+            root = next(iter(spec.submodule_search_locations))
+        elif spec.origin and os.path.isfile(spec.origin):
+            root = os.path.dirname(spec.origin)
+        else:
+            return None
+        root = os.path.abspath(root)
+        return cls(root, _python_files(root), time.monotonic() + RELOAD_INTERVAL)
+
+    def look(self, now: float) -> list[str]:
+        """The files changed, added or removed since the last look."""
+        self.next_look = now + RELOAD_INTERVAL
+        files = _python_files(self.root)
+        changed = sorted(
+            os.path.relpath(path, self.root)
+            for path in files.keys() | self.files.keys()
+            if files.get(path) != self.files.get(path)
+        )
+        self.files = files
+        return changed
+
+
+def _python_files(root: str) -> dict[str, tuple[int, int]]:
+    """path -> (mtime_ns, size) of every .py file under `root`, leaving out
+    hidden folders, caches and virtual environments."""
+    found: dict[str, tuple[int, int]] = {}
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if not name.startswith(".")
+            and name not in _UNWATCHED
+            and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    st = os.stat(path)
+                    found[path] = (st.st_mtime_ns, st.st_size)
+    return found
 
 
 def _wake_only(signum: int, frame: object) -> None:

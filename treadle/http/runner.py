@@ -25,12 +25,13 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .body import Body
 from .log import with_access_log
-from .parser import Limits
-from .server import App, HTTPServer, ServerConfig
+from .parser import Limits, Request
+from .server import App, HTTPServer, ResponseWriter, ServerConfig
 
 #: A body-size limit that is none: for interfaces that stream the body to the
 #: application (ASGI, WSGI), which has its own rules, as uvicorn and gunicorn.
@@ -100,6 +101,10 @@ class ServerRunner:
     - `handle_signals`: SIGINT and SIGTERM raise `GracefulExit` (run_app's).
     - `access_log`: a logger for the access log (None: off), the same for
       every interface.
+    - `request_hook`: called with the request's `ResponseWriter` as each
+      request reaches the application (`treadle run`'s workers count their
+      requests with it, and mark them `force_close()` once replaced); None:
+      nothing is added to a request's path.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class ServerRunner:
         shutdown_timeout: float = 60.0,
         config: ServerConfig | None = None,
         handle_signals: bool = False,
+        request_hook: Callable[[ResponseWriter], None] | None = None,
         **kwargs: Any,
     ) -> None:
         if config is not None and kwargs:
@@ -125,6 +131,7 @@ class ServerRunner:
         self._server: HTTPServer | None = None
         self._sites: list[BaseSite] = []
         self._handle_signals = handle_signals
+        self._request_hook = request_hook
 
     @property
     def server(self) -> HTTPServer | None:
@@ -182,12 +189,19 @@ class ServerRunner:
         app = await self._start()
         if self._access_log is not None:
             app = with_access_log(app, self._access_log)
+        if self._request_hook is not None:
+            app = _with_hook(app, self._request_hook)
         self._server = HTTPServer(app, self._server_config())
+
+    def stop_accepting(self) -> None:
+        """Stop every site from accepting; open connections carry on as they
+        were (`shutdown()` then finishes them)."""
+        for site in list(self._sites):
+            site._stop_listening()
 
     async def shutdown(self) -> None:
         """Stop every site from accepting; finish and close the connections."""
-        for site in list(self._sites):
-            site._stop_listening()
+        self.stop_accepting()
         if self._server is not None:
             await self._server.shutdown(self._shutdown_timeout)
         for site in list(self._sites):
@@ -215,6 +229,17 @@ class ServerRunner:
         if site in self._sites:
             raise RuntimeError(f"Site {site} is already registered in runner {self}")
         self._sites.append(site)
+
+
+def _with_hook(app: App, hook: Callable[[ResponseWriter], None]) -> App:
+    """`app`, calling `hook(writer)` first for each request."""
+
+    def hooked(message: Request, body: Body, writer: ResponseWriter) -> Coroutine[Any, Any, None]:
+        # A plain function handing back app's coroutine: no extra frame per request.
+        hook(writer)
+        return app(message, body, writer)
+
+    return hooked
 
 
 def _sockets(server: asyncio.AbstractServer | None) -> tuple[Any, ...]:
