@@ -338,6 +338,44 @@ def test_expect_100_continue_refused_without_reading(loop: asyncio.AbstractEvent
     run(loop, main())
 
 
+def test_no_100_continue_inside_a_response_already_started(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    async def app(request: Request, body: Body, response: ResponseWriter) -> None:
+        await response.start(200, [("Content-Type", "text/plain")])
+        await response.write(b"before|")
+        data = await body.read()  # the first read, after the head went out
+        await response.write(data)
+        await response.write_eof()
+
+    async def main() -> None:
+        async with serve(app) as (port, _), connect(port) as (reader, writer):
+            writer.write(
+                b"POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
+            # The final response's head, not a 100, is what the client waits
+            # for; it answers (RFC 9110 10.1.1) by sending its body anyway.
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            raw = head + await reader.readuntil(b"before|\r\n")
+            writer.write(b"hello")
+            raw += await reader.readuntil(b"\r\n0\r\n\r\n")
+            # A 100 written once the body was first read would sit in the
+            # middle of the chunked body: the client would take it as body
+            # bytes or as a broken chunk.
+            assert b"100 Continue" not in raw
+            whole = asyncio.StreamReader()
+            whole.feed_data(raw)
+            whole.feed_eof()
+            resp = await read_response(whole)
+            assert resp.status == 200 and resp.body == b"before|hello"
+            assert await whole.read() == b""
+            writer.write(GET)  # still in step
+            assert (await read_response(reader)).status == 200
+
+    run(loop, main())
+
+
 def test_chunked_request_and_response(loop: asyncio.AbstractEventLoop) -> None:
     seen: list[object] = []
 
