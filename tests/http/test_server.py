@@ -20,6 +20,7 @@ from treadle.http import (
     Body,
     HTTPError,
     HTTPServer,
+    HTTPServerProtocol,
     Limits,
     Request,
     ResponseWriter,
@@ -215,20 +216,41 @@ def test_hundred_pipelined_requests_answered_in_order(loop: asyncio.AbstractEven
 def test_pipelined_requests_are_parsed_at_most_max_pipelined_ahead_cve_2026_54273(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    queued: list[int] = []
+    gate = asyncio.Event()  # holds the first handler
+    conns: list[HTTPServerProtocol] = []
+    queued: list[int] = []  # requests parsed ahead, seen by each handler once suspended
 
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
-        queued.append(len(response._conn._queue))  # requests parsed, not yet handled
-        await asyncio.sleep(0)
+        conn = response._conn
+        if request.path == "/first":
+            conns.append(conn)
+            await gate.wait()
+        await asyncio.sleep(0)  # the server parses ahead while the handler waits
+        queued.append(len(conn._queue))
         await response.send(200, [], b"ok")
 
     async def main() -> None:
         config = ServerConfig(max_pipelined=4)
         async with serve(app, config) as (port, _), connect(port) as (reader, writer):
-            writer.write(GET * 500)
-            for _ in range(500):
+            writer.write(GET.replace(b"/x", b"/first") + GET * 500)
+            # With the first handler held, the server parses ahead until its
+            # queue is full, then stops reading: the queue is then exactly
+            # max_pipelined long (counted here, at the pause, not after a
+            # request has left the queue, so one too many shows).
+            for _ in range(1000):
+                if conns and conns[0]._reading_paused:
+                    break
+                await asyncio.sleep(0.01)
+            conn = conns[0]
+            assert conn._reading_paused, "reading never paused"
+            assert len(conn._queue) == 4
+            for _ in range(10):  # and it stays so
+                await asyncio.sleep(0)
+            assert conn._reading_paused and len(conn._queue) == 4
+            gate.set()
+            for _ in range(501):
                 assert (await read_response(reader)).body == b"ok"
-        assert len(queued) == 500 and max(queued) <= 4
+        assert len(queued) == 501 and max(queued) == 4
 
     run(loop, main())
 
