@@ -189,6 +189,7 @@ def test_application_asks_to_close(loop: asyncio.AbstractEventLoop) -> None:
     run(loop, main())
 
 
+@pytest.mark.usefixtures("parser_impl")  # and without the C fast path
 def test_hundred_pipelined_requests_answered_in_order(loop: asyncio.AbstractEventLoop) -> None:
     async def app(request: Request, body: Body, response: ResponseWriter) -> None:
         n = int(request.path[1:])
@@ -398,6 +399,7 @@ def test_no_100_continue_inside_a_response_already_started(
     run(loop, main())
 
 
+@pytest.mark.usefixtures("parser_impl")  # and without the C fast path
 def test_chunked_request_and_response(loop: asyncio.AbstractEventLoop) -> None:
     seen: list[object] = []
 
@@ -512,6 +514,7 @@ def test_oversized_chunked_body_gives_413_to_the_reader(loop: asyncio.AbstractEv
     run(loop, main())
 
 
+@pytest.mark.usefixtures("parser_impl")  # and without the C fast path
 def test_large_body_streams_through_back_pressure(loop: asyncio.AbstractEventLoop) -> None:
     total = 4 * 1024 * 1024
     max_buffered: list[int] = []
@@ -978,6 +981,7 @@ def test_a_client_that_stops_reading_cannot_hold_the_connection(
     ],
     ids=["space-before-colon", "bare-lf", "http2", "long-line", "long-field", "gzip", "tls"],
 )
+@pytest.mark.usefixtures("parser_impl")
 def test_bad_requests_get_a_clean_answer_and_close(
     loop: asyncio.AbstractEventLoop, request_bytes: bytes, status: int
 ) -> None:
@@ -1083,6 +1087,7 @@ def test_client_disconnects_mid_request(loop: asyncio.AbstractEventLoop) -> None
     run(loop, main())
 
 
+@pytest.mark.usefixtures("parser_impl")  # and without the C fast path
 def test_garbage_never_crashes_the_server(loop: asyncio.AbstractEventLoop) -> None:
     junk = [
         b"\x00" * 100,
