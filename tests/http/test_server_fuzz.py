@@ -12,8 +12,8 @@ the server must:
 - close the connection; it may reset it instead (closing with bytes of the
   client's unread) only after an error, or after a request that closes the
   connection with more bytes behind it, and even then the answer must be
-  whole (on Linux a reset comes after the data sent before it; the client
-  is a Protocol that keeps that data, where a StreamReader would drop it);
+  whole (on Linux a reset comes after the data sent before it, and the
+  client, a RawClient, keeps that data, where a StreamReader would drop it);
 - never report an error to the loop (the `loop` fixture fails the test if it
   does);
 - be left with no connections and no more open descriptors than it started
@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tests.conftest import run
 from tests.http.test_differential import mutations, requests
-from tests.http.test_server import GET, echo, read_response, serve
+from tests.http.test_server import GET, RawClient, echo, read_response, serve
 from treadle.http import HTTPError, Limits, ParserState, Request, RequestParser, ServerConfig
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 [1-5]\d\d [^\r\n]*\r\n")
@@ -129,24 +129,6 @@ def responses_in(data: bytes, methods: list[str]) -> list[tuple[int, bytes]]:
     return found
 
 
-class Client(asyncio.Protocol):
-    """The generated connection's client: keeps every byte the server sent,
-    those that came before a reset too (a StreamReader raises the reset
-    instead of giving what it holds), and how the connection ended (None:
-    closed by the server, else the error, a reset)."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.ended: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ended.done():
-            self.ended.set_result(exc)
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -214,7 +196,7 @@ def test_generated_traffic_gets_clean_answers(
             before = open_fds()
             bystander = asyncio.ensure_future(well_behaved_client(port))
             loop = asyncio.get_running_loop()
-            transport, client = await loop.create_connection(Client, "127.0.0.1", port)
+            transport, client = await loop.create_connection(RawClient, "127.0.0.1", port)
             try:
                 for piece in pieces:
                     if transport.is_closing():
