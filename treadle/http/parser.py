@@ -92,6 +92,7 @@ except ImportError:  # built without a C compiler: the parser's own code does al
 __all__ = [
     "END_OF_MESSAGE",
     "EndOfMessage",
+    "FrozenLimits",
     "Limits",
     "ParserState",
     "Request",
@@ -99,7 +100,38 @@ __all__ = [
 ]
 
 
-class Limits:
+class FrozenLimits:
+    """A set of size limits, checked and then read-only: parsers copy them
+    (for the C fast path) and remember framing by them, so a change later
+    would reach some checks and not others. `Limits` (requests) and
+    `ResponseLimits` (responses) are its two kinds."""
+
+    __slots__ = ()
+
+    def _freeze(self, optional: tuple[str, ...] = (), **values: int | None) -> None:
+        """Check and set `values`: each a positive int, or None for the
+        names in `optional` (where None means no limit)."""
+        for name, value in values.items():
+            if value is None and name in optional:
+                pass
+            elif not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        kind = type(self).__name__
+        raise AttributeError(f"{kind} are read-only; make new {kind} to set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} are read-only; {name} cannot be deleted")
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = type(self).__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+
+class Limits(FrozenLimits):
     """Size limits of the parser, each answered with its own status.
 
     - `max_request_line` (414): bytes of the request line without its CRLF,
@@ -142,36 +174,14 @@ class Limits:
         max_chunk_line: int = 4096,
     ) -> None:
         """Limits with aiohttp-like defaults; every argument is keyword-only."""
-        for name, value in (
-            ("max_request_line", max_request_line),
-            ("max_field_size", max_field_size),
-            ("max_header_block", max_header_block),
-            ("max_headers", max_headers),
-            ("max_body_size", max_body_size),
-            ("max_chunk_line", max_chunk_line),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, not {value!r}")
-        # Read-only once made: parsers copy them (for the C fast path) and
-        # remember framing by them, so a change later would reach some
-        # checks and not others.
-        setattr_ = object.__setattr__
-        setattr_(self, "max_request_line", max_request_line)
-        setattr_(self, "max_field_size", max_field_size)
-        setattr_(self, "max_header_block", max_header_block)
-        setattr_(self, "max_headers", max_headers)
-        setattr_(self, "max_body_size", max_body_size)
-        setattr_(self, "max_chunk_line", max_chunk_line)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Limits are read-only; make new Limits to set {name}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Limits are read-only; {name} cannot be deleted")
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
-        return f"Limits({fields})"
+        self._freeze(
+            max_request_line=max_request_line,
+            max_field_size=max_field_size,
+            max_header_block=max_header_block,
+            max_headers=max_headers,
+            max_body_size=max_body_size,
+            max_chunk_line=max_chunk_line,
+        )
 
 
 DEFAULT_LIMITS: Final = Limits()

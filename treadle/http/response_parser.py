@@ -81,6 +81,7 @@ from .parser import (
     _VALUE_CHARS,
     END_OF_MESSAGE,
     EndOfMessage,
+    FrozenLimits,
     ParserState,
     _BlockHeaders,
     _body_framing,
@@ -101,7 +102,7 @@ __all__ = [
 ]
 
 
-class ResponseLimits:
+class ResponseLimits(FrozenLimits):
     """Size limits of the response parser, each failing the response with a
     `ResponseHeadError` (or, for the body, a `ResponsePayloadError`).
 
@@ -148,33 +149,15 @@ class ResponseLimits:
     ) -> None:
         """Limits like the server's, but a larger header section (responses
         carry more cookies and policies than requests) and no body limit."""
-        for name, value in (
-            ("max_status_line", max_status_line),
-            ("max_field_size", max_field_size),
-            ("max_header_block", max_header_block),
-            ("max_headers", max_headers),
-            ("max_body_size", 1 if max_body_size is None else max_body_size),
-            ("max_chunk_line", max_chunk_line),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, not {value!r}")
-        setattr_ = object.__setattr__
-        setattr_(self, "max_status_line", max_status_line)
-        setattr_(self, "max_field_size", max_field_size)
-        setattr_(self, "max_header_block", max_header_block)
-        setattr_(self, "max_headers", max_headers)
-        setattr_(self, "max_body_size", max_body_size)
-        setattr_(self, "max_chunk_line", max_chunk_line)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"ResponseLimits are read-only; make new ones to set {name}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"ResponseLimits are read-only; {name} cannot be deleted")
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
-        return f"ResponseLimits({fields})"
+        self._freeze(
+            ("max_body_size",),
+            max_status_line=max_status_line,
+            max_field_size=max_field_size,
+            max_header_block=max_header_block,
+            max_headers=max_headers,
+            max_body_size=max_body_size,
+            max_chunk_line=max_chunk_line,
+        )
 
 
 DEFAULT_RESPONSE_LIMITS: Final = ResponseLimits()
