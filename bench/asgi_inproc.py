@@ -219,7 +219,7 @@ class AppAlone:
 
 def parts() -> None:
     """Time the pieces of the adapter's work for one request on their own."""
-    from treadle.asgi import SPEC_VERSION, _address
+    from treadle.asgi import SPEC_VERSION
     from treadle.http.parser import RequestParser
     from treadle.http.writer import encode_block, take_framing
 
@@ -228,6 +228,11 @@ def parts() -> None:
     request = parser.next_head()
     assert request is not None
     transport = KeepingTransport()
+
+    def _address(value: Any) -> tuple[str, int] | None:
+        # What a per-request read of the addresses would cost (Treadle reads
+        # them once per connection since 2026-12-02: ResponseWriter.server/.client).
+        return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None
 
     def extra() -> None:
         _address(transport.get_extra_info("sockname"))

@@ -60,6 +60,9 @@ TREADLE_STRICTER: dict[str, str] = {
     "NUL in header value": "9. no CTL but HTAB in values",
     "not supported": "12. only HTTP/1.0 and 1.1",
     "not allowed in trailers": "13. no framing fields in trailers",
+    "obs-fold) is not allowed": "obs-fold in a trailer section is refused: trailers go through "
+    "the decoder both directions share (the request rules), where a fold is refused; only a "
+    "response head is unfolded (RFC 9112 5.2)",
     "both Content-Length and Transfer-Encoding": "18. Content-Length with Transfer-Encoding",
     "control character in reason phrase": "R1. no CTL but HTAB in a reason phrase",
     "invalid status code": "R2. a status code is 100-999",
